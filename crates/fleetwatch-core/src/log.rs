@@ -1,0 +1,309 @@
+//! The `Log` trait: the seam between storage and everything above it.
+//!
+//! It is split in three small traits — [`LogAdmin`] (topics), [`LogData`] (append, read,
+//! offsets) and [`LogGroups`] (consumer groups) — and [`Log`] is all three. Every backend
+//! (the embedded log, the Kafka backend) implements them with the contracts written here, and
+//! the shared [`crate::conformance`] suite checks those contracts against each.
+
+use crate::error::LogResult;
+use crate::record::{ConsumedRecord, Record};
+use crate::topic::{TopicConfig, TopicDescription, TopicPartition};
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What an append returns once the records are durable by the backend's policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendAck {
+    /// The partition written.
+    pub partition: i32,
+    /// The offset given to each record, in the order they were passed. On the embedded log
+    /// they are contiguous; on a shared Kafka cluster other producers may interleave.
+    pub offsets: Vec<i64>,
+}
+
+impl AppendAck {
+    /// Offset of the first record (or `-1` for an empty append).
+    pub fn base_offset(&self) -> i64 {
+        self.offsets.first().copied().unwrap_or(-1)
+    }
+}
+
+/// Bounds on one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// At most this many records.
+    pub max_records: usize,
+    /// About this many bytes of keys and values at most; at least one record is always
+    /// returned when one is available, whatever its size.
+    pub max_bytes: usize,
+    /// When there is nothing at the offset yet, wait up to this long for data to arrive
+    /// (woken by the append, never by polling a sleep loop). Zero returns at once.
+    pub max_wait: Duration,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_records: 1000,
+            max_bytes: 1024 * 1024,
+            max_wait: Duration::ZERO,
+        }
+    }
+}
+
+impl ReadLimits {
+    /// Default limits that wait up to `max_wait` for new data.
+    pub fn waiting(max_wait: Duration) -> Self {
+        ReadLimits {
+            max_wait,
+            ..Default::default()
+        }
+    }
+}
+
+/// The result of a read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReadBatch {
+    /// Records at or after the asked offset, in offset order (may be empty).
+    pub records: Vec<ConsumedRecord>,
+    /// Next offset to be written in the partition, when the read was served.
+    pub high_watermark: i64,
+    /// First offset still held, when the read was served.
+    pub log_start_offset: i64,
+}
+
+impl ReadBatch {
+    /// The offset to read next: one past the last record, or `from` when empty.
+    pub fn next_offset(&self, from: i64) -> i64 {
+        self.records.last().map_or(from, |r| r.offset + 1)
+    }
+}
+
+/// Which offset to look up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The first offset still held (log start).
+    Earliest,
+    /// The high watermark: the next offset to be written.
+    Latest,
+    /// The first offset whose timestamp is ≥ this (ms since epoch); the high watermark when
+    /// no record is that recent.
+    Timestamp(i64),
+}
+
+/// Topic administration. All operations are durable when they return: a created topic
+/// survives a restart, a deleted one does not come back.
+#[async_trait]
+pub trait LogAdmin: Send + Sync {
+    /// Which backend this is (`"embedded"`, `"kafka"`), for logs and `/health`.
+    fn backend_name(&self) -> &'static str;
+
+    /// Creates a topic with `config.partitions` partitions. Errors: invalid name or config,
+    /// [`crate::LogError::TopicExists`].
+    async fn create_topic(&self, name: &str, config: TopicConfig) -> LogResult<()>;
+
+    /// Creates the topic unless it exists; an existing topic is left as it is.
+    async fn ensure_topic(&self, name: &str, config: TopicConfig) -> LogResult<()> {
+        match self.create_topic(name, config).await {
+            Ok(()) | Err(crate::LogError::TopicExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Names of all topics, sorted, internal ones included.
+    async fn list_topics(&self) -> LogResult<Vec<String>>;
+
+    /// Config and per-partition offsets of a topic. Error: unknown topic.
+    async fn describe_topic(&self, name: &str) -> LogResult<TopicDescription>;
+
+    /// Deletes a topic and all its data. Error: unknown topic.
+    async fn delete_topic(&self, name: &str) -> LogResult<()>;
+}
+
+/// Appending and reading records.
+#[async_trait]
+pub trait LogData: Send + Sync {
+    /// Appends `records` to one partition, in order, as one batch: either all are appended
+    /// or none is. Returns once they are durable by the backend's policy (embedded: the
+    /// configured fsync policy; Kafka: the producer's `acks`). Records are readable, at the
+    /// returned offsets, by any reader once this returns. Errors: unknown topic or
+    /// partition, a record over the topic's size limit, storage errors — after which
+    /// nothing of this batch is visible and earlier acknowledged records are intact.
+    async fn append(&self, topic: &str, partition: i32, records: &[Record])
+    -> LogResult<AppendAck>;
+
+    /// Reads records of one partition starting at `offset`, in offset order, within
+    /// `limits`. `offset` equal to the high watermark waits up to `limits.max_wait` for new
+    /// data and returns as soon as some is appended. An offset below the log start or above
+    /// the high watermark is [`crate::LogError::OffsetOutOfRange`].
+    async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        limits: ReadLimits,
+    ) -> LogResult<ReadBatch>;
+
+    /// Looks up an offset: log start, high watermark, or the first offset at or after a
+    /// timestamp.
+    async fn offset_for(&self, topic: &str, partition: i32, spec: OffsetSpec) -> LogResult<i64>;
+
+    /// Makes every acknowledged record durable on disk now, whatever the policy.
+    async fn flush(&self) -> LogResult<()>;
+}
+
+/// How a consumer joins a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinOptions {
+    /// Group id.
+    pub group: String,
+    /// Topics to consume; their partitions are shared among the members.
+    pub topics: Vec<String>,
+    /// A member that does not poll for this long is removed and its partitions reassigned.
+    pub session_timeout: Duration,
+    /// Free-form client id, reported by `describe_group`.
+    pub client_id: String,
+    /// Where a partition without a committed offset starts: `Earliest` or `Latest`.
+    pub reset: OffsetSpec,
+}
+
+impl JoinOptions {
+    /// Options with a 10 s session timeout, starting from the earliest offset.
+    pub fn new(group: impl Into<String>, topics: Vec<String>) -> Self {
+        JoinOptions {
+            group: group.into(),
+            topics,
+            session_timeout: Duration::from_secs(10),
+            client_id: "fleetwatch".into(),
+            reset: OffsetSpec::Earliest,
+        }
+    }
+}
+
+/// The partitions a member owns in one generation of its group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Assignment {
+    /// Generation of the group this assignment belongs to.
+    pub generation: i32,
+    /// Owned partitions, sorted.
+    pub partitions: Vec<TopicPartition>,
+}
+
+/// One member of a group, as `describe_group` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMemberDescription {
+    /// Member id given by the coordinator.
+    pub member_id: String,
+    /// The client id it joined with.
+    pub client_id: String,
+    /// Partitions it owns.
+    pub assignment: Vec<TopicPartition>,
+}
+
+/// A consumer group's members and offsets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupDescription {
+    /// Group id.
+    pub group: String,
+    /// Current generation (0 when no member is active, or unknown to the backend).
+    pub generation: i32,
+    /// Active members.
+    pub members: Vec<GroupMemberDescription>,
+    /// Committed offset and high watermark per partition with a commit.
+    pub offsets: Vec<(TopicPartition, i64, i64)>,
+}
+
+/// Consumer groups: membership with generations, session timeouts, assignment of
+/// partitions among members, and committed offsets.
+#[async_trait]
+pub trait LogGroups: Send + Sync {
+    /// Joins (or creates) a group. The returned member owns a share of the topics'
+    /// partitions, which changes as members join, leave or time out.
+    async fn join_group(&self, options: JoinOptions) -> LogResult<Box<dyn GroupConsumer>>;
+
+    /// Committed offsets of a group (the next offset to consume per partition).
+    async fn committed_offsets(&self, group: &str) -> LogResult<Vec<(TopicPartition, i64)>>;
+
+    /// Groups known to the backend, sorted.
+    async fn list_groups(&self) -> LogResult<Vec<String>>;
+
+    /// Members, assignments, committed offsets and lag of a group.
+    async fn describe_group(&self, group: &str) -> LogResult<GroupDescription>;
+}
+
+/// Records one poll returned from one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionBatch {
+    /// Topic.
+    pub topic: String,
+    /// Records in offset order (their `partition` field says which).
+    pub records: Vec<ConsumedRecord>,
+}
+
+/// A member of a consumer group. Dropping it without [`GroupConsumer::leave`] lets its
+/// session time out.
+#[async_trait]
+pub trait GroupConsumer: Send {
+    /// Member id given by the coordinator.
+    fn member_id(&self) -> String;
+
+    /// The current assignment. Calling it also heartbeats and picks up rebalances.
+    async fn assignment(&mut self) -> LogResult<Assignment>;
+
+    /// Heartbeats, follows rebalances and returns the next records of the owned partitions,
+    /// waiting up to `limits.max_wait` when none is available. A partition newly owned
+    /// starts at the group's committed offset, or at the `reset` position without one.
+    async fn poll(&mut self, limits: ReadLimits) -> LogResult<Vec<PartitionBatch>>;
+
+    /// Commits, for each partition, the next offset to consume. Durable when it returns.
+    /// A commit from a member that is no longer in the group, or from a stale generation,
+    /// is an error.
+    async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> LogResult<()>;
+
+    /// Commits the position reached by `poll` on every owned partition.
+    async fn commit_position(&mut self) -> LogResult<()>;
+
+    /// Leaves the group at once; its partitions go to the remaining members.
+    async fn leave(self: Box<Self>) -> LogResult<()>;
+}
+
+/// Everything a backend provides.
+pub trait Log: LogAdmin + LogData + LogGroups {}
+impl<T: LogAdmin + LogData + LogGroups + ?Sized> Log for T {}
+
+/// Follows one partition from an offset: each [`Subscription::next_batch`] returns the
+/// next records, waiting (woken by appends, not by polling) when it has caught up.
+pub struct Subscription {
+    log: Arc<dyn Log>,
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+impl Subscription {
+    /// Starts at `offset`.
+    pub fn new(log: Arc<dyn Log>, topic: impl Into<String>, partition: i32, offset: i64) -> Self {
+        Subscription {
+            log,
+            topic: topic.into(),
+            partition,
+            offset,
+        }
+    }
+
+    /// The next offset this subscription will read.
+    pub fn position(&self) -> i64 {
+        self.offset
+    }
+
+    /// The next records, waiting up to `limits.max_wait` for some to arrive.
+    pub async fn next_batch(&mut self, limits: ReadLimits) -> LogResult<Vec<ConsumedRecord>> {
+        let batch = self
+            .log
+            .read(&self.topic, self.partition, self.offset, limits)
+            .await?;
+        self.offset = batch.next_offset(self.offset);
+        Ok(batch.records)
+    }
+}

@@ -1,0 +1,42 @@
+//! # fleetwatch-log — the embedded log
+//!
+//! The default storage of fleetwatch: a durable, replayable, partitioned log in a directory,
+//! needing no other process. It owns segment files, their sparse offset and time indexes,
+//! a CRC per batch, recovery at start (a torn or corrupt tail is cut, everything before it
+//! kept, the cut reported), retention by time and by size, topic metadata on disk, and a
+//! small consumer-group coordinator whose committed offsets live in the internal topic
+//! `__consumer_offsets`.
+//!
+//! It implements [`fleetwatch_core::Log`] and must not know anything above it (SQL, ML,
+//! protocols) nor the Kafka backend.
+//!
+//! ## Layout
+//!
+//! ```text
+//! <data_dir>/topics/<topic>/topic.json                 topic config
+//! <data_dir>/topics/<topic>/<partition>/<base>.log      batches (see `batch`)
+//! <data_dir>/topics/<topic>/<partition>/<base>.index    sealed segment's indexes
+//! <data_dir>/clean-shutdown                             present only after a clean close
+//! ```
+//!
+//! ## Durability: what an acknowledgement means
+//!
+//! | `fsync`    | an append returns when…                                   | lost on an OS crash / power cut |
+//! |------------|-----------------------------------------------------------|--------------------------------|
+//! | `always`   | its bytes are fdatasync'd (one sync shared by concurrent appenders: group commit) | nothing acknowledged |
+//! | `interval` | write(2) returned; a sync runs every `fsync_interval_ms` (default 50) | at most the last interval |
+//! | `never`    | write(2) returned; the OS flushes when it likes         | whatever the OS had not flushed |
+//!
+//! Under every policy a crash of the process alone loses nothing acknowledged (the bytes are
+//! in the page cache). Under `always`, readers see a record only once it is synced.
+
+mod batch;
+mod coordinator;
+mod embedded;
+pub mod io;
+mod partition;
+mod segment;
+
+pub use batch::{BatchError, BatchHeader, decode_header, decode_records, encode, encoded_len};
+pub use embedded::{EmbeddedConfig, EmbeddedLog, FsyncPolicy};
+pub use partition::RecoveryCut;
