@@ -128,6 +128,7 @@ pub async fn topic_lifecycle(f: &Fixture) {
     let d = f.log.describe_topic(&name).await.unwrap();
     assert_eq!(d.name, name);
     assert_eq!(d.partitions.len(), 3);
+    assert_eq!(f.log.partition_count(&name).await.unwrap(), 3);
     assert!(d.partitions.iter().all(|p| p.high_watermark == 0));
     match f
         .log
@@ -317,6 +318,10 @@ pub async fn unknown_things_are_errors(f: &Fixture) {
     ));
     assert!(matches!(
         f.log.describe_topic(&missing).await,
+        Err(LogError::UnknownTopic(_))
+    ));
+    assert!(matches!(
+        f.log.partition_count(&missing).await,
         Err(LogError::UnknownTopic(_))
     ));
     let t = topic(f, "parts", 2).await;

@@ -111,6 +111,11 @@ pub trait LogAdmin: Send + Sync {
         }
     }
 
+    /// Number of partitions of a topic (cheap; cached by backends). Error: unknown topic.
+    async fn partition_count(&self, name: &str) -> LogResult<i32> {
+        Ok(self.describe_topic(name).await?.partitions.len() as i32)
+    }
+
     /// Names of all topics, sorted, internal ones included.
     async fn list_topics(&self) -> LogResult<Vec<String>>;
 

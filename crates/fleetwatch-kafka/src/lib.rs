@@ -132,12 +132,14 @@ struct Reader {
     known_high: i64,
 }
 
+type SharedReader = Arc<Mutex<Reader>>;
+
 struct Inner {
     config: KafkaConfig,
     producer: FutureProducer,
     admin: AdminClient<DefaultClientContext>,
     meta: Arc<BaseConsumer>,
-    readers: Mutex<HashMap<(String, i32), Arc<Mutex<Reader>>>>,
+    readers: Mutex<HashMap<(String, i32), SharedReader>>,
     partitions: Mutex<HashMap<String, i32>>,
     member_seq: AtomicU64,
 }
@@ -431,6 +433,10 @@ impl LogAdmin for KafkaLog {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    async fn partition_count(&self, name: &str) -> LogResult<i32> {
+        KafkaLog::partition_count(self, name).await
     }
 
     async fn list_topics(&self) -> LogResult<Vec<String>> {

@@ -100,7 +100,7 @@ fn put_opt_bytes(buf: &mut Vec<u8>, b: Option<&[u8]>) {
 /// Encoded size of a batch of these records, exact.
 pub fn encoded_len(records: &[Record], first_timestamp: i64) -> usize {
     fn ulen(v: u64) -> usize {
-        ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+        (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
     }
     fn opt(b: Option<&Bytes>) -> usize {
         b.map_or(1, |b| ulen(b.len() as u64 + 1) + b.len())

@@ -102,6 +102,8 @@ struct Topic {
 }
 
 struct Inner {
+    /// Held for the life of the log: one process per data directory.
+    _lock: std::fs::File,
     config: EmbeddedConfig,
     opener: Arc<dyn FileOpener>,
     popts: Arc<PartitionOptions>,
@@ -149,6 +151,22 @@ impl EmbeddedLog {
         let dir = topics_dir(&config.data_dir);
         std::fs::create_dir_all(&dir)
             .map_err(|e| LogError::io(format!("creating {}", dir.display()), e))?;
+        let lock_path = config.data_dir.join("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| LogError::io(format!("opening {}", lock_path.display()), e))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(LogError::invalid(
+                "data directory",
+                format!(
+                    "{} is in use by another fleetwatch process ({e}); stop it, or go through its HTTP API",
+                    config.data_dir.display()
+                ),
+            ));
+        }
         let clean_marker = marker(&config.data_dir);
         let clean = clean_marker.exists();
         if clean {
@@ -218,6 +236,7 @@ impl EmbeddedLog {
         }
         let log = EmbeddedLog {
             inner: Arc::new(Inner {
+                _lock: lock,
                 config,
                 opener,
                 popts,
@@ -510,6 +529,10 @@ impl LogAdmin for EmbeddedLog {
 
     async fn create_topic(&self, name: &str, config: TopicConfig) -> LogResult<()> {
         self.create_topic_sync(name, config, false)
+    }
+
+    async fn partition_count(&self, name: &str) -> LogResult<i32> {
+        Ok(self.topic(name)?.config.partitions)
     }
 
     async fn list_topics(&self) -> LogResult<Vec<String>> {

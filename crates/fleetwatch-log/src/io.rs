@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// A file the log writes at explicit positions and syncs.
+#[allow(clippy::len_without_is_empty)]
 pub trait SegmentFile: Send + Sync {
     /// Writes all of `buf` at `pos`. On error, bytes at and after `pos` are unspecified
     /// (the log never advances past a failed write, and recovery cuts such bytes).

@@ -1,1 +1,363 @@
-fn main() {}
+//! # fleetwatch — the binary
+//!
+//! Wires the crates together: CLI (clap), config loading, the HTTP server, metrics and the
+//! benchmarks. It owns no storage or protocol logic of its own; it must stay a thin
+//! assembly of the library crates (see `ARCHITECTURE.md`).
+
+mod api;
+mod backend;
+mod bench;
+mod cli;
+mod config;
+mod metrics;
+mod serve;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use config::{Backend, Config};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// fleetwatch: streaming machine learning for connected fleets.
+#[derive(Parser, Debug)]
+#[command(name = "fleetwatch", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct Global {
+    /// TOML config file (every key has a default: `fleetwatch config defaults`).
+    #[arg(long, short = 'c', global = true, env = "FLEETWATCH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Overrides `[embedded] data_dir`.
+    #[arg(long, global = true, env = "FLEETWATCH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Overrides `[log] backend`.
+    #[arg(long, global = true, env = "FLEETWATCH_BACKEND", value_enum)]
+    backend: Option<Backend>,
+    /// Overrides `[kafka] bootstrap_servers`.
+    #[arg(long, global = true, env = "FLEETWATCH_KAFKA_BOOTSTRAP")]
+    bootstrap_servers: Option<String>,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `fleetwatch_log=debug`.
+    #[arg(long, global = true, env = "FLEETWATCH_LOG", default_value = "info")]
+    log_level: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server: the HTTP API (REST Proxy v2) over the configured log.
+    Serve(ServeArgs),
+    /// Create, list, describe or delete topics.
+    Topics {
+        #[command(subcommand)]
+        cmd: TopicsCmd,
+    },
+    /// Append stdin lines to a topic, one record per line.
+    Produce(ProduceArgs),
+    /// Print records of a topic as JSON lines.
+    Consume(ConsumeArgs),
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Benchmarks (JSON on stdout, a table on stderr).
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Overrides `[http] listen` (port 0: any free port).
+    #[arg(long, env = "FLEETWATCH_HTTP_LISTEN")]
+    http_listen: Option<String>,
+    /// Once every listener is bound, write their addresses here as JSON.
+    #[arg(long, env = "FLEETWATCH_READY_FILE")]
+    ready_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum TopicsCmd {
+    /// Create a topic.
+    Create {
+        /// Topic name.
+        name: String,
+        /// Number of partitions.
+        #[arg(long, short = 'p', default_value_t = 1, env = "FLEETWATCH_PARTITIONS")]
+        partitions: i32,
+        /// Topic setting NAME=VALUE (Kafka names: retention.ms, retention.bytes,
+        /// cleanup.policy, max.message.bytes, segment.bytes); repeatable.
+        #[arg(
+            long = "topic-config",
+            value_name = "NAME=VALUE",
+            env = "FLEETWATCH_TOPIC_CONFIG",
+            value_delimiter = ','
+        )]
+        settings: Vec<String>,
+    },
+    /// List topic names.
+    List,
+    /// Show a topic's partitions, offsets and settings (JSON).
+    Describe {
+        /// Topic name.
+        name: String,
+    },
+    /// Delete a topic and its data.
+    Delete {
+        /// Topic name.
+        name: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ProduceArgs {
+    /// Topic to append to.
+    #[arg(long, short = 't', env = "FLEETWATCH_TOPIC")]
+    topic: String,
+    /// Put every record in this partition (default: by key hash, or round-robin).
+    #[arg(long, env = "FLEETWATCH_PARTITION")]
+    partition: Option<i32>,
+    /// Split each line into KEY<sep>VALUE at the first occurrence of this separator.
+    #[arg(long, env = "FLEETWATCH_KEY_SEPARATOR")]
+    key_separator: Option<String>,
+    /// Lines per append.
+    #[arg(long, default_value_t = 1000, env = "FLEETWATCH_BATCH")]
+    batch: usize,
+}
+
+#[derive(Args, Debug)]
+struct ConsumeArgs {
+    /// Topic to read.
+    #[arg(long, short = 't', env = "FLEETWATCH_TOPIC")]
+    topic: String,
+    /// Only this partition.
+    #[arg(long, env = "FLEETWATCH_PARTITION")]
+    partition: Option<i32>,
+    /// Start at the first record held (default: only new records).
+    #[arg(long, env = "FLEETWATCH_FROM_BEGINNING", conflicts_with_all = ["offset", "timestamp"])]
+    from_beginning: bool,
+    /// Start at this offset (with --partition, or the same offset in every partition).
+    #[arg(long, env = "FLEETWATCH_OFFSET", conflicts_with = "timestamp")]
+    offset: Option<i64>,
+    /// Start at the first record at or after this time (ms since the epoch).
+    #[arg(long, env = "FLEETWATCH_TIMESTAMP")]
+    timestamp: Option<i64>,
+    /// Consume as a member of this consumer group, committing as it goes.
+    #[arg(long, short = 'g', env = "FLEETWATCH_GROUP", conflicts_with_all = ["offset", "timestamp", "partition"])]
+    group: Option<String>,
+    /// Stop after this many records.
+    #[arg(long, short = 'n', env = "FLEETWATCH_MAX_MESSAGES")]
+    max_messages: Option<usize>,
+    /// Keep waiting for new records (default: stop after --idle-timeout-ms without any).
+    #[arg(long, short = 'f', env = "FLEETWATCH_FOLLOW")]
+    follow: bool,
+    /// Stop after this long without new records (unless --follow).
+    #[arg(long, default_value_t = 1000, env = "FLEETWATCH_IDLE_TIMEOUT_MS")]
+    idle_timeout_ms: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Print every configuration key with its default value (TOML).
+    Defaults,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCmd {
+    /// The embedded log: append on disk vs raw disk speed, append on tmpfs, replay.
+    Log(BenchLogArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchLogArgs {
+    /// A short run (200,000 records) for smoke tests.
+    #[arg(long, env = "FLEETWATCH_BENCH_QUICK")]
+    quick: bool,
+    /// Records per phase (default 2,000,000; 200,000 with --quick).
+    #[arg(long, env = "FLEETWATCH_BENCH_RECORDS")]
+    records: Option<usize>,
+    /// Value bytes per record.
+    #[arg(long, default_value_t = 200, env = "FLEETWATCH_BENCH_RECORD_BYTES")]
+    record_bytes: usize,
+    /// Records per append.
+    #[arg(long, default_value_t = 1000, env = "FLEETWATCH_BENCH_BATCH")]
+    batch: usize,
+    /// A directory on the disk to measure.
+    #[arg(long, default_value = "/var/tmp", env = "FLEETWATCH_BENCH_DIR")]
+    dir: PathBuf,
+    /// A directory on tmpfs.
+    #[arg(long, default_value = "/dev/shm", env = "FLEETWATCH_BENCH_TMPFS")]
+    tmpfs_dir: PathBuf,
+    /// The CPU to pin to (-1: do not pin).
+    #[arg(
+        long,
+        default_value_t = 0,
+        env = "FLEETWATCH_BENCH_CPU",
+        allow_negative_numbers = true
+    )]
+    cpu: i64,
+}
+
+fn load_config(g: &Global) -> anyhow::Result<Config> {
+    let mut config = match &g.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(d) = &g.data_dir {
+        config.embedded.data_dir = d.clone();
+    }
+    if let Some(b) = g.backend {
+        config.log.backend = b;
+    }
+    if let Some(s) = &g.bootstrap_servers {
+        config.kafka.bootstrap_servers = s.clone();
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn runtime(multi: bool) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut b = if multi {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    b.enable_all().build().context("starting the async runtime")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.global.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(cli) {
+        // One line: the error and its causes.
+        eprintln!("fleetwatch: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Config {
+            cmd: ConfigCmd::Defaults,
+        } => {
+            print!("{}", Config::defaults_toml()?);
+            Ok(())
+        }
+        Command::Bench {
+            cmd: BenchCmd::Log(a),
+        } => {
+            let pinned = a.cpu >= 0 && bench::pin_to_cpu(a.cpu as usize);
+            let records = a
+                .records
+                .unwrap_or(if a.quick { 200_000 } else { 2_000_000 });
+            anyhow::ensure!(
+                a.batch > 0 && records > 0,
+                "--records and --batch must be positive"
+            );
+            let opts = bench::LogBenchOptions {
+                records,
+                record_bytes: a.record_bytes,
+                batch: a.batch,
+                dir: a.dir,
+                tmpfs_dir: a.tmpfs_dir,
+            };
+            let report = runtime(false)?.block_on(bench::run_log(opts, pinned))?;
+            eprint!("{}", bench::table(&report));
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Serve(a) => {
+            let mut config = load_config(&cli.global)?;
+            if let Some(l) = a.http_listen {
+                config.http.listen = l;
+            }
+            runtime(true)?.block_on(serve::run(config, a.ready_file))
+        }
+        command => {
+            let config = load_config(&cli.global)?;
+            runtime(true)?.block_on(async move {
+                let opened = backend::open(&config)?;
+                let log = &*opened.log;
+                let result = match command {
+                    Command::Topics { cmd } => match cmd {
+                        TopicsCmd::Create {
+                            name,
+                            partitions,
+                            settings,
+                        } => cli::topics_create(log, &name, partitions, &settings).await,
+                        TopicsCmd::List => {
+                            for t in log.list_topics().await? {
+                                println!("{t}");
+                            }
+                            Ok(())
+                        }
+                        TopicsCmd::Describe { name } => cli::topics_describe(log, &name).await,
+                        TopicsCmd::Delete { name } => {
+                            log.delete_topic(&name).await?;
+                            println!("deleted topic {name}");
+                            Ok(())
+                        }
+                    },
+                    Command::Produce(a) => {
+                        anyhow::ensure!(a.batch > 0, "--batch must be at least 1");
+                        cli::produce(
+                            log,
+                            &a.topic,
+                            a.partition,
+                            a.key_separator.as_deref(),
+                            a.batch,
+                        )
+                        .await
+                    }
+                    Command::Consume(a) => {
+                        let start = if a.from_beginning {
+                            cli::Start::Beginning
+                        } else if let Some(o) = a.offset {
+                            cli::Start::Offset(o)
+                        } else if let Some(t) = a.timestamp {
+                            cli::Start::Timestamp(t)
+                        } else {
+                            cli::Start::Latest
+                        };
+                        cli::consume(
+                            log,
+                            cli::ConsumeOptions {
+                                topic: a.topic,
+                                partition: a.partition,
+                                start,
+                                group: a.group,
+                                max_messages: a.max_messages,
+                                follow: a.follow,
+                                idle_timeout: Duration::from_millis(a.idle_timeout_ms),
+                            },
+                        )
+                        .await
+                    }
+                    _ => unreachable!("handled above"),
+                };
+                let closed = cli::finish(&opened).await;
+                result.and(closed)
+            })
+        }
+    }
+}

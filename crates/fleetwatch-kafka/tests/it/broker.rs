@@ -57,6 +57,8 @@ pub fn bootstrap() -> &'static str {
             bin.display(),
             log.display()
         );
+        // The watchdog shell ends with this process; nothing is left to reap.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .args(["-c", &script])
             .stdin(Stdio::null())

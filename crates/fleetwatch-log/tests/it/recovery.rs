@@ -255,3 +255,14 @@ async fn committed_offsets_survive_restart() {
     );
     assert_eq!(log.list_groups().await.unwrap(), vec!["g".to_string()]);
 }
+
+#[tokio::test]
+async fn a_data_dir_is_opened_by_one_log_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = EmbeddedConfig::at(dir.path());
+    let first = cfg.build().unwrap();
+    let err = cfg.build().err().expect("second open must fail");
+    assert!(err.to_string().contains("in use by another"), "{err}");
+    drop(first);
+    cfg.build().unwrap();
+}

@@ -1,0 +1,277 @@
+//! `fleetwatch bench log`: the embedded log's throughput, as JSON on stdout and a short
+//! table on stderr. Measured on one core (the process pins itself), with CPU seconds per
+//! million records beside each rate, because these machines are shared and noisy.
+//!
+//! - `raw_write`: the same number of bytes written sequentially to a plain file on the
+//!   same disk, in the same chunk sizes, ending in fdatasync — the disk's own speed;
+//! - `append_disk`: `Log::append` under the `interval` policy on that disk, ending in a
+//!   flush; `ratio_to_raw` = its bytes/s ÷ raw_write's (target ≥ 0.5);
+//! - `append_tmpfs`: the same on tmpfs (`/dev/shm`): the log's CPU cost (target ≥ 2 M/s);
+//! - `replay`: reading everything back from the start (target ≥ 5 M/s);
+//! - `memory`: resident set size before and after, to show it stays flat as the log grows.
+
+#![allow(unsafe_code)]
+
+use bytes::Bytes;
+use fleetwatch_core::{LogAdmin, LogData, OffsetSpec, ReadLimits, Record, TopicConfig};
+use fleetwatch_log::{EmbeddedConfig, EmbeddedLog, FsyncPolicy};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Options of `bench log`.
+#[derive(Debug, Clone)]
+pub struct LogBenchOptions {
+    /// Records per phase.
+    pub records: usize,
+    /// Value bytes per record.
+    pub record_bytes: usize,
+    /// Records per append.
+    pub batch: usize,
+    /// Directory on the disk to measure.
+    pub dir: PathBuf,
+    /// Directory on tmpfs (skipped when it does not exist).
+    pub tmpfs_dir: PathBuf,
+}
+
+/// Pins the calling thread (and threads it starts later) to one CPU.
+pub fn pin_to_cpu(cpu: usize) -> bool {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it;
+    // sched_setaffinity reads it for the calling thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// User + system CPU seconds of this process so far.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct we pass.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut ru) != 0 {
+            return 0.0;
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    }
+}
+
+/// (VmRSS, VmHWM) in KiB.
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+struct Phase {
+    seconds: f64,
+    cpu: f64,
+}
+
+fn rates(p: &Phase, records: usize, bytes: u64) -> Value {
+    json!({
+        "seconds": round(p.seconds),
+        "records_per_sec": round(records as f64 / p.seconds),
+        "mib_per_sec": round(bytes as f64 / p.seconds / 1048576.0),
+        "cpu_seconds": round(p.cpu),
+        "cpu_seconds_per_million": round(p.cpu / (records as f64 / 1e6)),
+    })
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn records(o: &LogBenchOptions) -> Vec<Record> {
+    let payload = Bytes::from(vec![b'x'; o.record_bytes]);
+    (0..o.batch)
+        .map(|_| Record::new(None, Some(payload.clone())))
+        .collect()
+}
+
+fn fresh_dir(base: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let d = base.join(format!("fleetwatch-bench-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// Appends `o.records` records; returns the phase timing and bytes written to disk.
+async fn append_phase(log: &EmbeddedLog, o: &LogBenchOptions) -> anyhow::Result<(Phase, u64)> {
+    log.create_topic(
+        "bench",
+        TopicConfig {
+            retention_ms: None,
+            segment_bytes: 256 << 20,
+            ..TopicConfig::with_partitions(1)
+        },
+    )
+    .await?;
+    let batch = records(o);
+    let cancel = CancellationToken::new();
+    let maint = {
+        let log = log.clone();
+        let c = cancel.clone();
+        tokio::spawn(async move { log.run_maintenance(c).await })
+    };
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    let mut done = 0;
+    while done < o.records {
+        let n = o.batch.min(o.records - done);
+        log.append("bench", 0, &batch[..n]).await?;
+        done += n;
+        tokio::task::yield_now().await;
+    }
+    log.flush().await?;
+    let phase = Phase {
+        seconds: t0.elapsed().as_secs_f64(),
+        cpu: cpu_seconds() - c0,
+    };
+    cancel.cancel();
+    let _ = maint.await;
+    let bytes = log
+        .sizes()
+        .iter()
+        .filter(|(tp, _, _)| tp.topic == "bench")
+        .map(|x| x.1)
+        .sum();
+    Ok((phase, bytes))
+}
+
+/// Writes `bytes` bytes in `chunk`-sized writes and fdatasyncs.
+fn raw_write(dir: &Path, bytes: u64, chunk: usize) -> anyhow::Result<Phase> {
+    let path = dir.join("raw.bin");
+    let buf = vec![b'x'; chunk.max(1)];
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    let mut f = std::fs::File::create(&path)?;
+    let mut left = bytes;
+    while left > 0 {
+        let n = (left as usize).min(buf.len());
+        f.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    f.sync_data()?;
+    let phase = Phase {
+        seconds: t0.elapsed().as_secs_f64(),
+        cpu: cpu_seconds() - c0,
+    };
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    Ok(phase)
+}
+
+/// Runs the benchmark; returns the JSON report.
+pub async fn run_log(o: LogBenchOptions, pinned: bool) -> anyhow::Result<Value> {
+    let (rss0, _) = rss_kib();
+    let disk = fresh_dir(&o.dir, "disk")?;
+    let cfg = |d: &Path| EmbeddedConfig {
+        fsync: FsyncPolicy::Interval,
+        ..EmbeddedConfig::at(d)
+    };
+    let log = cfg(&disk).build()?;
+    let (append_disk, disk_bytes) = append_phase(&log, &o).await?;
+    drop(log);
+    let (rss_after_disk, _) = rss_kib();
+    let _ = std::fs::remove_dir_all(&disk);
+    let chunk = (disk_bytes / (o.records as u64 / o.batch as u64).max(1)) as usize;
+    let raw = raw_write(&o.dir, disk_bytes, chunk)?;
+    let raw_bps = disk_bytes as f64 / raw.seconds;
+    let disk_bps = disk_bytes as f64 / append_disk.seconds;
+    let mut report = json!({
+        "bench": "log",
+        "records": o.records,
+        "record_bytes": o.record_bytes,
+        "batch": o.batch,
+        "pinned_to_one_cpu": pinned,
+        "fsync": "interval",
+        "disk_dir": o.dir.display().to_string(),
+        "raw_write": rates(&raw, o.records, disk_bytes),
+        "append_disk": rates(&append_disk, o.records, disk_bytes),
+        "ratio_to_raw": round(disk_bps / raw_bps),
+    });
+    if o.tmpfs_dir.is_dir() {
+        let tmp = fresh_dir(&o.tmpfs_dir, "tmpfs")?;
+        let log = cfg(&tmp).build()?;
+        let (append_tmpfs, bytes) = append_phase(&log, &o).await?;
+        let (rss_after_tmpfs, _) = rss_kib();
+        // replay
+        let (t0, c0) = (Instant::now(), cpu_seconds());
+        let mut next = log.offset_for("bench", 0, OffsetSpec::Earliest).await?;
+        let mut count = 0usize;
+        let limits = ReadLimits {
+            max_records: 100_000,
+            max_bytes: 8 << 20,
+            ..Default::default()
+        };
+        loop {
+            let b = log.read("bench", 0, next, limits).await?;
+            if b.records.is_empty() {
+                break;
+            }
+            count += b.records.len();
+            next = b.next_offset(next);
+        }
+        let replay = Phase {
+            seconds: t0.elapsed().as_secs_f64(),
+            cpu: cpu_seconds() - c0,
+        };
+        anyhow::ensure!(
+            count == o.records,
+            "replay read {count} of {} records",
+            o.records
+        );
+        drop(log);
+        let _ = std::fs::remove_dir_all(&tmp);
+        report["append_tmpfs"] = rates(&append_tmpfs, o.records, bytes);
+        report["replay"] = rates(&replay, o.records, bytes);
+        report["memory"] = json!({
+            "rss_start_kib": rss0,
+            "rss_after_disk_phase_kib": rss_after_disk,
+            "rss_after_tmpfs_phase_kib": rss_after_tmpfs,
+            "rss_peak_kib": rss_kib().1,
+            "log_bytes_per_phase": bytes,
+        });
+    } else {
+        report["append_tmpfs"] = json!(null);
+        report["replay"] = json!(null);
+        report["memory"] = json!({"rss_start_kib": rss0, "rss_after_disk_phase_kib": rss_after_disk, "rss_peak_kib": rss_kib().1});
+    }
+    report["targets"] = json!({
+        "ratio_to_raw": ">= 0.5",
+        "append_tmpfs_records_per_sec": ">= 2000000",
+        "replay_records_per_sec": ">= 5000000",
+    });
+    Ok(report)
+}
+
+/// The short table printed to stderr.
+pub fn table(r: &Value) -> String {
+    let row = |name: &str, v: &Value| {
+        format!(
+            "{name:<14} {:>14} rec/s {:>10} MiB/s {:>8} cpu-s/M\n",
+            v["records_per_sec"], v["mib_per_sec"], v["cpu_seconds_per_million"]
+        )
+    };
+    let mut s = String::new();
+    for k in ["raw_write", "append_disk", "append_tmpfs", "replay"] {
+        if !r[k].is_null() {
+            s.push_str(&row(k, &r[k]));
+        }
+    }
+    s.push_str(&format!(
+        "ratio append_disk / raw_write: {}\n",
+        r["ratio_to_raw"]
+    ));
+    s
+}

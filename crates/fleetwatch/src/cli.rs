@@ -1,0 +1,306 @@
+//! `topics`, `produce` and `consume`: the log from the command line, through the configured
+//! backend (the embedded data directory, or a Kafka cluster).
+
+use crate::backend::Opened;
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use fleetwatch_core::partitioner::Partitioner;
+use fleetwatch_core::{
+    ConsumedRecord, JoinOptions, Log, OffsetSpec, ReadLimits, Record, TopicConfig,
+};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+
+/// `topics create`.
+pub async fn topics_create(
+    log: &dyn Log,
+    name: &str,
+    partitions: i32,
+    settings: &[String],
+) -> anyhow::Result<()> {
+    let mut config = TopicConfig::with_partitions(partitions);
+    for s in settings {
+        let (k, v) = s.split_once('=').with_context(|| {
+            format!("--topic-config {s:?}: expected NAME=VALUE, e.g. retention.ms=86400000")
+        })?;
+        config.apply_property(k.trim(), v.trim())?;
+    }
+    log.create_topic(name, config).await?;
+    println!("created topic {name} with {partitions} partition(s)");
+    Ok(())
+}
+
+/// `topics describe`: JSON on stdout.
+pub async fn topics_describe(log: &dyn Log, name: &str) -> anyhow::Result<()> {
+    let d = log.describe_topic(name).await?;
+    let configs: BTreeMap<String, String> = d.config.to_properties().into_iter().collect();
+    let out = json!({
+        "name": d.name,
+        "partitions": d.partitions.iter().map(|p| json!({
+            "partition": p.partition,
+            "log_start_offset": p.log_start_offset,
+            "high_watermark": p.high_watermark,
+        })).collect::<Vec<_>>(),
+        "configs": configs,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// `produce`: one record per stdin line, batched per partition.
+pub async fn produce(
+    log: &dyn Log,
+    topic: &str,
+    partition: Option<i32>,
+    key_separator: Option<&str>,
+    batch: usize,
+) -> anyhow::Result<()> {
+    let n = log.partition_count(topic).await?;
+    if let Some(p) = partition
+        && !(0..n).contains(&p)
+    {
+        bail!("--partition {p}: topic {topic} has partitions 0..{}", n - 1);
+    }
+    let partitioner = Partitioner::new();
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut total = 0usize;
+    let mut line_no = 0usize;
+    loop {
+        let mut pending: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+        let mut count = 0;
+        for line in lines.by_ref() {
+            line_no += 1;
+            let line = line.with_context(|| format!("reading stdin line {line_no}"))?;
+            let (key, value) = match key_separator {
+                Some(sep) => match line.split_once(sep) {
+                    Some((k, v)) => (Some(Bytes::from(k.to_string())), v.to_string()),
+                    None => bail!(
+                        "stdin line {line_no}: no key separator {sep:?} in {:?}",
+                        truncate(&line)
+                    ),
+                },
+                None => (None, line),
+            };
+            let p = partition.unwrap_or_else(|| partitioner.partition(key.as_deref(), n));
+            pending
+                .entry(p)
+                .or_default()
+                .push(Record::new(key, Some(Bytes::from(value))));
+            count += 1;
+            if count >= batch {
+                break;
+            }
+        }
+        if count == 0 {
+            break;
+        }
+        for (p, records) in pending {
+            log.append(topic, p, &records).await.with_context(|| {
+                format!("appending to {topic}-{p} (stdin up to line {line_no})")
+            })?;
+        }
+        total += count;
+    }
+    log.flush().await?;
+    eprintln!("produced {total} record(s) to {topic}");
+    Ok(())
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+fn bytes_field(obj: &mut serde_json::Map<String, Value>, name: &str, b: Option<&Bytes>) {
+    match b {
+        None => {
+            obj.insert(name.into(), Value::Null);
+        }
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(s) => {
+                obj.insert(name.into(), Value::String(s.to_string()));
+            }
+            Err(_) => {
+                obj.insert(format!("{name}_b64"), Value::String(B64.encode(b)));
+            }
+        },
+    }
+}
+
+/// One consumed record as a JSON line: strings for UTF-8 keys and values, `key_b64` /
+/// `value_b64` (base64) for other bytes.
+pub fn record_json(topic: &str, r: &ConsumedRecord) -> Value {
+    let mut obj = serde_json::Map::new();
+    obj.insert("topic".into(), json!(topic));
+    obj.insert("partition".into(), json!(r.partition));
+    obj.insert("offset".into(), json!(r.offset));
+    obj.insert("timestamp".into(), json!(r.record.timestamp));
+    bytes_field(&mut obj, "key", r.record.key.as_ref());
+    bytes_field(&mut obj, "value", r.record.value.as_ref());
+    if !r.record.headers.is_empty() {
+        let hs: Vec<Value> = r
+            .record
+            .headers
+            .iter()
+            .map(|h| {
+                let mut m = serde_json::Map::new();
+                m.insert("key".into(), json!(h.key));
+                bytes_field(&mut m, "value", h.value.as_ref());
+                Value::Object(m)
+            })
+            .collect();
+        obj.insert("headers".into(), Value::Array(hs));
+    }
+    Value::Object(obj)
+}
+
+/// Where `consume` starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Start {
+    /// The end (only new records), like kafka-console-consumer.
+    Latest,
+    /// The first record held.
+    Beginning,
+    /// This offset.
+    Offset(i64),
+    /// The first record at or after this time (ms).
+    Timestamp(i64),
+}
+
+/// `consume` options.
+pub struct ConsumeOptions {
+    /// Topic.
+    pub topic: String,
+    /// Only this partition (default: all).
+    pub partition: Option<i32>,
+    /// Start position (without a group).
+    pub start: Start,
+    /// Consume as a member of this group, committing as it goes.
+    pub group: Option<String>,
+    /// Stop after this many records.
+    pub max_messages: Option<usize>,
+    /// Keep waiting for new records instead of stopping when idle.
+    pub follow: bool,
+    /// Stop after this long without new records (unless `follow`).
+    pub idle_timeout: Duration,
+}
+
+fn emit(out: &mut impl Write, topic: &str, r: &ConsumedRecord) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, &record_json(topic, r))?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// `consume`: JSON lines on stdout.
+pub async fn consume(log: &dyn Log, o: ConsumeOptions) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let max = o.max_messages.unwrap_or(usize::MAX);
+    let mut seen = 0usize;
+    let mut idle_since = Instant::now();
+    let wait = Duration::from_millis(200);
+    if let Some(group) = &o.group {
+        let mut opts = JoinOptions::new(group.clone(), vec![o.topic.clone()]);
+        opts.client_id = "fleetwatch-cli".into();
+        opts.reset = match o.start {
+            Start::Latest => OffsetSpec::Latest,
+            _ => OffsetSpec::Earliest,
+        };
+        let mut member = log.join_group(opts).await?;
+        while seen < max && (o.follow || idle_since.elapsed() < o.idle_timeout) {
+            let batches = member
+                .poll(ReadLimits {
+                    max_records: (max - seen).min(10_000),
+                    max_wait: wait,
+                    ..Default::default()
+                })
+                .await?;
+            for b in &batches {
+                for r in &b.records {
+                    emit(&mut out, &b.topic, r)?;
+                    seen += 1;
+                }
+            }
+            if !batches.is_empty() {
+                idle_since = Instant::now();
+                out.flush()?;
+                member.commit_position().await?;
+            }
+        }
+        member.commit_position().await?;
+        member.leave().await?;
+    } else {
+        let n = log.partition_count(&o.topic).await?;
+        let partitions: Vec<i32> = match o.partition {
+            Some(p) if (0..n).contains(&p) => vec![p],
+            Some(p) => bail!(
+                "--partition {p}: topic {} has partitions 0..{}",
+                o.topic,
+                n - 1
+            ),
+            None => (0..n).collect(),
+        };
+        let mut positions = Vec::new();
+        for p in &partitions {
+            let pos = match o.start {
+                Start::Latest => log.offset_for(&o.topic, *p, OffsetSpec::Latest).await?,
+                Start::Beginning => log.offset_for(&o.topic, *p, OffsetSpec::Earliest).await?,
+                Start::Timestamp(ts) => {
+                    log.offset_for(&o.topic, *p, OffsetSpec::Timestamp(ts))
+                        .await?
+                }
+                Start::Offset(off) => off,
+            };
+            positions.push((*p, pos));
+        }
+        while seen < max && (o.follow || idle_since.elapsed() < o.idle_timeout) {
+            let mut got = false;
+            let per = if positions.len() > 1 {
+                Duration::ZERO
+            } else {
+                wait
+            };
+            for (p, pos) in positions.iter_mut() {
+                let batch = log
+                    .read(
+                        &o.topic,
+                        *p,
+                        *pos,
+                        ReadLimits {
+                            max_records: (max - seen).min(10_000),
+                            max_wait: per,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .with_context(|| format!("reading {}-{p} at offset {pos}", o.topic))?;
+                *pos = batch.next_offset(*pos);
+                for r in &batch.records {
+                    emit(&mut out, &o.topic, r)?;
+                    seen += 1;
+                    got = true;
+                }
+                if seen >= max {
+                    break;
+                }
+            }
+            if got {
+                idle_since = Instant::now();
+                out.flush()?;
+            } else if per.is_zero() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Closes the backend after a CLI command.
+pub async fn finish(opened: &Opened) -> anyhow::Result<()> {
+    opened.close().await
+}
