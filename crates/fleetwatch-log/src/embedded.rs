@@ -174,7 +174,10 @@ impl EmbeddedLog {
                 .map_err(|e| LogError::io(format!("removing {}", clean_marker.display()), e))?;
             sync_dir(&config.data_dir)
                 .map_err(|e| LogError::io(format!("syncing {}", config.data_dir.display()), e))?;
-        } else {
+        } else if std::fs::read_dir(&dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+        {
             tracing::info!(dir = %config.data_dir.display(), "no clean-shutdown marker: checking every segment");
         }
         let popts = Arc::new(PartitionOptions {

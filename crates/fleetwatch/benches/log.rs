@@ -1,0 +1,30 @@
+//! `cargo bench -p fleetwatch --bench log`: the embedded log benchmark (the same code as
+//! `fleetwatch bench log`), JSON on stdout. `FLEETWATCH_BENCH_RECORDS` sets the size.
+
+/// mimalloc: the log's read path hands out slices of large, short-lived buffers; glibc's
+/// malloc returns those to the OS and page-faults them back on every read (replay ran 4×
+/// slower with it, measured by `fleetwatch bench log`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    let records = std::env::var("FLEETWATCH_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let pinned = fleetwatch::bench::pin_to_cpu(0);
+    let opts = fleetwatch::bench::LogBenchOptions {
+        records,
+        record_bytes: 200,
+        batch: 1000,
+        dir: "/var/tmp".into(),
+        tmpfs_dir: "/dev/shm".into(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(fleetwatch::bench::run_log(opts, pinned))?;
+    eprint!("{}", fleetwatch::bench::table(&report));
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
