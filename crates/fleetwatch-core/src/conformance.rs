@@ -72,7 +72,7 @@ macro_rules! log_conformance_tests {
             topic_lifecycle, append_and_read_round_trip, read_limits_and_ranges,
             read_waits_for_new_data, offsets_by_time, unknown_things_are_errors,
             subscription_follows_appends, group_members_split_and_take_over,
-            group_commits_resume_where_left, group_evicts_silent_member,
+            group_commits_resume_where_left, group_evicts_silent_member, group_member_seeks,
             concurrent_appenders_keep_every_record);
     };
     (@each $make:path; $($check:ident),*) => {
@@ -576,4 +576,54 @@ pub async fn concurrent_appenders_keep_every_record(f: &Fixture) {
             .collect();
         assert_eq!(mine, want);
     }
+}
+
+pub async fn group_member_seeks(f: &Fixture) {
+    let t = topic(f, "seek", 1).await;
+    let other = topic(f, "seek-other", 1).await;
+    let records: Vec<Record> = (0..6).map(|i| rec("k", &format!("s{i}"), i)).collect();
+    f.log.append(&t, 0, &records).await.unwrap();
+    let group = f.name("g");
+    let mut m = f
+        .log
+        .join_group(join(f, &group, std::slice::from_ref(&t), "a"))
+        .await
+        .unwrap();
+    settle(f, &mut [&mut m], "member owns the partition", |s| {
+        s[0].len() == 1
+    })
+    .await;
+    let tp = TopicPartition::new(&t, 0);
+    m.seek(&tp, 4).await.unwrap();
+    let mut offsets = Vec::new();
+    let deadline = Instant::now() + f.settle;
+    while offsets.len() < 2 && Instant::now() < deadline {
+        for b in m
+            .poll(ReadLimits::waiting(Duration::from_millis(200)))
+            .await
+            .unwrap()
+        {
+            offsets.extend(b.records.iter().map(|r| r.offset));
+        }
+    }
+    assert_eq!(offsets, vec![4, 5], "poll after seek(4)");
+    m.seek(&tp, 1).await.unwrap();
+    let mut again = Vec::new();
+    let deadline = Instant::now() + f.settle;
+    while again.len() < 5 && Instant::now() < deadline {
+        for b in m
+            .poll(ReadLimits::waiting(Duration::from_millis(200)))
+            .await
+            .unwrap()
+        {
+            again.extend(b.records.iter().map(|r| r.offset));
+        }
+    }
+    assert_eq!(again, vec![1, 2, 3, 4, 5], "poll after seek(1)");
+    let err = m.seek(&TopicPartition::new(&other, 0), 0).await;
+    assert!(
+        err.is_err(),
+        "seeking a partition the member does not own must fail"
+    );
+    m.leave().await.unwrap();
 }

@@ -266,6 +266,10 @@ pub trait GroupConsumer: Send {
     /// is an error.
     async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> LogResult<()>;
 
+    /// Moves the position of an owned partition: the next `poll` reads it from `offset`.
+    /// Error: the partition is not owned by this member now.
+    async fn seek(&mut self, partition: &TopicPartition, offset: i64) -> LogResult<()>;
+
     /// Commits the position reached by `poll` on every owned partition.
     async fn commit_position(&mut self) -> LogResult<()>;
 

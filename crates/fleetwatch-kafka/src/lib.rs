@@ -1050,6 +1050,37 @@ impl GroupConsumer for KafkaMember {
         .await?
     }
 
+    async fn seek(&mut self, partition: &TopicPartition, offset: i64) -> LogResult<()> {
+        self.serve_callbacks().await?;
+        if !self.current_assignment()?.contains(partition) {
+            return Err(LogError::invalid(
+                "seek",
+                format!(
+                    "{}-{} is not assigned to member {}",
+                    partition.topic, partition.partition, self.member_id
+                ),
+            ));
+        }
+        self.pending
+            .retain(|(t, r)| !(t == &partition.topic && r.partition == partition.partition));
+        let consumer = self.consumer.clone();
+        let tp = partition.clone();
+        let timeout = self.timeout;
+        blocking(move || {
+            consumer
+                .seek(&tp.topic, tp.partition, Offset::Offset(offset), timeout)
+                .map_err(|e| {
+                    kafka_err(
+                        &format!("seeking {}-{} to {offset}", tp.topic, tp.partition),
+                        e,
+                    )
+                })
+        })
+        .await??;
+        self.positions.insert(partition.clone(), offset);
+        Ok(())
+    }
+
     async fn commit_position(&mut self) -> LogResult<()> {
         let owned = self.current_assignment()?;
         let offsets: Vec<(TopicPartition, i64)> = self

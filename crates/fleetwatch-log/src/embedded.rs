@@ -856,6 +856,21 @@ impl GroupConsumer for EmbeddedMember {
         self.log.store_commits(&self.options.group, offsets).await
     }
 
+    async fn seek(&mut self, partition: &TopicPartition, offset: i64) -> LogResult<()> {
+        self.refresh().await?;
+        if !self.assignment.contains(partition) {
+            return Err(LogError::invalid(
+                "seek",
+                format!(
+                    "{}-{} is not assigned to member {} of group {}",
+                    partition.topic, partition.partition, self.member_id, self.options.group
+                ),
+            ));
+        }
+        self.positions.insert(partition.clone(), offset);
+        Ok(())
+    }
+
     async fn commit_position(&mut self) -> LogResult<()> {
         let offsets: Vec<(TopicPartition, i64)> = self
             .positions

@@ -555,6 +555,17 @@ impl Partition {
         let mut removed = Vec::new();
         {
             let mut st = self.lock();
+            // An active segment whose every record has expired is rolled, so that a quiet
+            // topic does not keep old data forever in its only segment.
+            let cutoff = config.retention_ms.map(|ms| now_ms.saturating_sub(ms));
+            if let (Some(cutoff), Some(active)) = (cutoff, st.segments.last())
+                && active.size > 0
+                && active.next_offset <= st.hw
+                && active.max_timestamp < cutoff
+                && let Err(e) = self.roll(&mut st)
+            {
+                tracing::warn!(topic = %self.topic, partition = self.id, error = %e, "could not roll an expired segment");
+            }
             let mut total: u64 = st.segments.iter().map(|s| s.size).sum();
             while st.segments.len() > 1 {
                 let first = &st.segments[0];
@@ -562,9 +573,7 @@ impl Partition {
                 if first.next_offset > st.hw {
                     break;
                 }
-                let expired = config
-                    .retention_ms
-                    .is_some_and(|ms| first.max_timestamp < now_ms.saturating_sub(ms));
+                let expired = cutoff.is_some_and(|c| first.max_timestamp < c);
                 let oversize = config
                     .retention_bytes
                     .is_some_and(|limit| total - first.size >= limit);

@@ -333,6 +333,9 @@ impl GroupConsumer for MeteredMember {
     async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> LogResult<()> {
         self.inner.commit(offsets).await
     }
+    async fn seek(&mut self, partition: &TopicPartition, offset: i64) -> LogResult<()> {
+        self.inner.seek(partition, offset).await
+    }
     async fn commit_position(&mut self) -> LogResult<()> {
         self.inner.commit_position().await
     }

@@ -420,3 +420,103 @@ pub async fn committed(
         .collect();
     Ok(v2_json(StatusCode::OK, &OffsetsBody { offsets }))
 }
+
+/// `POST …/positions`: the next fetch reads each partition from the given offset.
+pub async fn seek(
+    State(state): State<Arc<AppState>>,
+    Path((group, instance)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let req: OffsetsBody = parse_body(body, "seek")?;
+    let targets: Vec<(TopicPartition, Position)> = req
+        .offsets
+        .into_iter()
+        .map(|o| {
+            (
+                TopicPartition::new(o.topic, o.partition),
+                Position::At(o.offset),
+            )
+        })
+        .collect();
+    seek_all(&state, &group, &instance, targets).await
+}
+
+/// `POST …/positions/beginning`.
+pub async fn seek_beginning(
+    State(state): State<Arc<AppState>>,
+    Path((group, instance)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let req: PartitionsBody = parse_body(body, "seek to beginning")?;
+    let targets = req
+        .partitions
+        .into_iter()
+        .map(|p| {
+            (
+                TopicPartition::new(p.topic, p.partition),
+                Position::Spec(OffsetSpec::Earliest),
+            )
+        })
+        .collect();
+    seek_all(&state, &group, &instance, targets).await
+}
+
+/// `POST …/positions/end`.
+pub async fn seek_end(
+    State(state): State<Arc<AppState>>,
+    Path((group, instance)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let req: PartitionsBody = parse_body(body, "seek to end")?;
+    let targets = req
+        .partitions
+        .into_iter()
+        .map(|p| {
+            (
+                TopicPartition::new(p.topic, p.partition),
+                Position::Spec(OffsetSpec::Latest),
+            )
+        })
+        .collect();
+    seek_all(&state, &group, &instance, targets).await
+}
+
+enum Position {
+    At(i64),
+    Spec(OffsetSpec),
+}
+
+async fn seek_all(
+    state: &AppState,
+    group: &str,
+    instance: &str,
+    targets: Vec<(TopicPartition, Position)>,
+) -> ApiResult<Response> {
+    if targets.is_empty() {
+        return Err(ApiError::malformed("no partitions given"));
+    }
+    let inst = state.consumers.get(group, instance)?;
+    let mut inst = inst.lock().await;
+    inst.last_used = Instant::now();
+    let member = inst
+        .member
+        .as_mut()
+        .ok_or_else(|| not_subscribed(group, instance))?;
+    for (tp, pos) in targets {
+        let offset = match pos {
+            Position::At(o) if o < 0 => {
+                return Err(ApiError::invalid_param(format!(
+                    "offset {o} for {}-{} must not be negative",
+                    tp.topic, tp.partition
+                )));
+            }
+            Position::At(o) => o,
+            Position::Spec(spec) => state.log.offset_for(&tp.topic, tp.partition, spec).await?,
+        };
+        member
+            .seek(&tp, offset)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::CONFLICT, 40903, e.to_string()))?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -663,6 +663,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(&format!("{c}/assignments"), get(consumers::assignments))
         .route(&format!("{c}/records"), get(consumers::records))
         .route(
+            &format!("{c}/positions"),
+            axum::routing::post(consumers::seek),
+        )
+        .route(
+            &format!("{c}/positions/beginning"),
+            axum::routing::post(consumers::seek_beginning),
+        )
+        .route(
+            &format!("{c}/positions/end"),
+            axum::routing::post(consumers::seek_end),
+        )
+        .route(
             &format!("{c}/offsets"),
             get(consumers::committed).post(consumers::commit),
         )
