@@ -10,9 +10,15 @@ use fleetwatch_core::partitioner::Partitioner;
 use fleetwatch_core::{
     ConsumedRecord, JoinOptions, Log, OffsetSpec, ReadLimits, Record, TopicConfig,
 };
+use fleetwatch_schema::avro::ParsedAvro;
+use fleetwatch_schema::codec::{AvroCodec, JsonSchemaCodec};
+use fleetwatch_schema::types::RegisterRequest;
+use fleetwatch_schema::{Registry, SchemaRegistryConfig, json_schema, wire};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `topics create`.
@@ -51,6 +57,106 @@ pub async fn topics_describe(log: &dyn Log, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How record values are written and read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum ValueFormat {
+    /// The bytes as they are (a line of text).
+    #[default]
+    Raw,
+    /// Avro in the Schema Registry wire format (a JSON line in, a JSON document out).
+    Avro,
+    /// JSON validated by a JSON Schema, in the wire format (`JSON_SR`).
+    JsonSr,
+}
+
+/// Turns a produced line into the value's bytes.
+pub enum ValueEncoder {
+    /// As it is.
+    Raw,
+    /// Avro datum of a registered schema.
+    Avro {
+        /// Schema id.
+        id: i32,
+        /// The parsed schema.
+        schema: Arc<ParsedAvro>,
+    },
+    /// A JSON document checked against a registered JSON Schema.
+    JsonSchema {
+        /// Schema id.
+        id: i32,
+        /// Its validator.
+        codec: Box<JsonSchemaCodec>,
+    },
+}
+
+impl ValueEncoder {
+    /// Registers `schema_file` under `{topic}-value` (or `subject`) when the format needs one.
+    pub async fn new(
+        format: ValueFormat,
+        log: Arc<dyn Log>,
+        topic: &str,
+        schema_file: Option<&Path>,
+        subject: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        if format == ValueFormat::Raw {
+            return Ok(ValueEncoder::Raw);
+        }
+        let path =
+            schema_file.context("--schema FILE is required with --value-format avro or json-sr")?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading schema file {}", path.display()))?;
+        let registry = SchemaRegistryConfig::default().build(log).await?;
+        let subject = subject.map_or_else(|| format!("{topic}-value"), String::from);
+        let schema_type = if format == ValueFormat::Avro {
+            "AVRO"
+        } else {
+            "JSON"
+        };
+        let req = RegisterRequest {
+            schema: text.clone(),
+            schema_type: Some(schema_type.into()),
+            ..Default::default()
+        };
+        let id = registry
+            .register(&subject, &req, false)
+            .await
+            .with_context(|| format!("registering {} under subject {subject}", path.display()))?;
+        Ok(match format {
+            ValueFormat::Avro => ValueEncoder::Avro {
+                id,
+                schema: registry.avro_by_id(id)?,
+            },
+            _ => ValueEncoder::JsonSchema {
+                id,
+                codec: Box::new(JsonSchemaCodec::new(&json_schema::parse(&text)?)?),
+            },
+        })
+    }
+
+    fn encode(&self, text: String, line_no: usize) -> anyhow::Result<Bytes> {
+        let doc = || -> anyhow::Result<Value> {
+            serde_json::from_str(&text)
+                .with_context(|| format!("stdin line {line_no}: invalid JSON"))
+        };
+        Ok(match self {
+            ValueEncoder::Raw => Bytes::from(text),
+            ValueEncoder::Avro { id, schema } => {
+                let codec = AvroCodec::new(schema)?;
+                let datum = codec
+                    .encode_json(&doc()?)
+                    .with_context(|| format!("stdin line {line_no}"))?;
+                Bytes::from(wire::frame(*id, &datum))
+            }
+            ValueEncoder::JsonSchema { id, codec } => {
+                codec
+                    .validate(&doc()?)
+                    .with_context(|| format!("stdin line {line_no}"))?;
+                Bytes::from(wire::frame(*id, text.as_bytes()))
+            }
+        })
+    }
+}
+
 /// `produce`: one record per stdin line, batched per partition.
 pub async fn produce(
     log: &dyn Log,
@@ -58,6 +164,7 @@ pub async fn produce(
     partition: Option<i32>,
     key_separator: Option<&str>,
     batch: usize,
+    encoder: &ValueEncoder,
 ) -> anyhow::Result<()> {
     let n = log.partition_count(topic).await?;
     if let Some(p) = partition
@@ -87,10 +194,11 @@ pub async fn produce(
                 None => (None, line),
             };
             let p = partition.unwrap_or_else(|| partitioner.partition(key.as_deref(), n));
+            let value = encoder.encode(value, line_no)?;
             pending
                 .entry(p)
                 .or_default()
-                .push(Record::new(key, Some(Bytes::from(value))));
+                .push(Record::new(key, Some(value)));
             count += 1;
             if count >= batch {
                 break;
@@ -187,10 +295,32 @@ pub struct ConsumeOptions {
     pub follow: bool,
     /// Stop after this long without new records (unless `follow`).
     pub idle_timeout: Duration,
+    /// Decode wire-format values through this registry.
+    pub decoder: Option<Arc<Registry>>,
 }
 
-fn emit(out: &mut impl Write, topic: &str, r: &ConsumedRecord) -> anyhow::Result<()> {
-    serde_json::to_writer(&mut *out, &record_json(topic, r))?;
+fn emit(
+    out: &mut impl Write,
+    topic: &str,
+    r: &ConsumedRecord,
+    decoder: Option<&Registry>,
+) -> anyhow::Result<()> {
+    let mut line = record_json(topic, r);
+    if let (Some(reg), Some(v), Value::Object(obj)) = (decoder, r.record.value.as_ref(), &mut line)
+    {
+        // A value that does not decode is shown with the reason, not dropped.
+        match reg.decode_value(v) {
+            Ok((id, doc)) => {
+                obj.remove("value_b64");
+                obj.insert("value".into(), doc);
+                obj.insert("schema_id".into(), json!(id));
+            }
+            Err(e) => {
+                obj.insert("value_error".into(), json!(e.to_string()));
+            }
+        }
+    }
+    serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")?;
     Ok(())
 }
@@ -221,7 +351,7 @@ pub async fn consume(log: &dyn Log, o: ConsumeOptions) -> anyhow::Result<()> {
                 .await?;
             for b in &batches {
                 for r in &b.records {
-                    emit(&mut out, &b.topic, r)?;
+                    emit(&mut out, &b.topic, r, o.decoder.as_deref())?;
                     seen += 1;
                 }
             }
@@ -280,7 +410,7 @@ pub async fn consume(log: &dyn Log, o: ConsumeOptions) -> anyhow::Result<()> {
                     .with_context(|| format!("reading {}-{p} at offset {pos}", o.topic))?;
                 *pos = batch.next_offset(*pos);
                 for r in &batch.records {
-                    emit(&mut out, &o.topic, r)?;
+                    emit(&mut out, &o.topic, r, o.decoder.as_deref())?;
                     seen += 1;
                     got = true;
                 }

@@ -5,6 +5,7 @@
 use anyhow::Context;
 use fleetwatch_kafka::KafkaConfig;
 use fleetwatch_log::EmbeddedConfig;
+use fleetwatch_schema::SchemaRegistryConfig;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -69,6 +70,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// `[http]`
     pub http: HttpConfig,
+    /// `[schema_registry]`
+    pub schema_registry: SchemaRegistryConfig,
 }
 
 impl Config {

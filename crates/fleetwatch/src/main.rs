@@ -72,6 +72,9 @@ struct ServeArgs {
     /// Overrides `[http] listen` (port 0: any free port).
     #[arg(long, env = "FLEETWATCH_HTTP_LISTEN")]
     http_listen: Option<String>,
+    /// Overrides `[schema_registry] listen` (port 0: any free port).
+    #[arg(long, env = "FLEETWATCH_SCHEMA_REGISTRY_LISTEN")]
+    schema_registry_listen: Option<String>,
     /// Once every listener is bound, write their addresses here as JSON.
     #[arg(long, env = "FLEETWATCH_READY_FILE")]
     ready_file: Option<PathBuf>,
@@ -124,6 +127,17 @@ struct ProduceArgs {
     /// Lines per append.
     #[arg(long, default_value_t = 1000, env = "FLEETWATCH_BATCH")]
     batch: usize,
+    /// How each line's value is written: raw bytes, or a JSON document encoded with a
+    /// registered schema in the Schema Registry wire format.
+    #[arg(long, value_enum, default_value_t = cli::ValueFormat::Raw, env = "FLEETWATCH_VALUE_FORMAT")]
+    value_format: cli::ValueFormat,
+    /// The schema file (.avsc for avro, a JSON Schema for json-sr), registered under
+    /// `<topic>-value` unless --subject says otherwise.
+    #[arg(long, env = "FLEETWATCH_SCHEMA")]
+    schema: Option<PathBuf>,
+    /// Subject to register the schema under.
+    #[arg(long, env = "FLEETWATCH_SUBJECT")]
+    subject: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -155,6 +169,10 @@ struct ConsumeArgs {
     /// Stop after this long without new records (unless --follow).
     #[arg(long, default_value_t = 1000, env = "FLEETWATCH_IDLE_TIMEOUT_MS")]
     idle_timeout_ms: u64,
+    /// Decode values: raw, or Schema Registry wire format (avro and json-sr both decode
+    /// by the schema id each message carries).
+    #[arg(long, value_enum, default_value_t = cli::ValueFormat::Raw, env = "FLEETWATCH_VALUE_FORMAT")]
+    value_format: cli::ValueFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -277,6 +295,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(l) = a.http_listen {
                 config.http.listen = l;
             }
+            if let Some(l) = a.schema_registry_listen {
+                config.schema_registry.listen = l;
+            }
             runtime(true)?.block_on(serve::run(config, a.ready_file))
         }
         command => {
@@ -306,12 +327,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     },
                     Command::Produce(a) => {
                         anyhow::ensure!(a.batch > 0, "--batch must be at least 1");
+                        let encoder = cli::ValueEncoder::new(
+                            a.value_format,
+                            opened.log.clone(),
+                            &a.topic,
+                            a.schema.as_deref(),
+                            a.subject.as_deref(),
+                        )
+                        .await?;
                         cli::produce(
                             log,
                             &a.topic,
                             a.partition,
                             a.key_separator.as_deref(),
                             a.batch,
+                            &encoder,
                         )
                         .await
                     }
@@ -325,9 +355,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         } else {
                             cli::Start::Latest
                         };
+                        let decoder = if a.value_format == cli::ValueFormat::Raw {
+                            None
+                        } else {
+                            Some(
+                                fleetwatch_schema::SchemaRegistryConfig::default()
+                                    .build(opened.log.clone())
+                                    .await?,
+                            )
+                        };
                         cli::consume(
                             log,
                             cli::ConsumeOptions {
+                                decoder,
                                 topic: a.topic,
                                 partition: a.partition,
                                 start,

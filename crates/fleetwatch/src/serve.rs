@@ -81,6 +81,18 @@ pub async fn run(config: Config, ready_file: Option<PathBuf>) -> anyhow::Result<
     }
     let http = bind(&config.http.listen, "http.listen").await?;
     let http_addr = reachable(http.local_addr()?);
+    let sr = bind(&config.schema_registry.listen, "schema_registry.listen").await?;
+    let sr_addr = reachable(sr.local_addr()?);
+    let registry = config
+        .schema_registry
+        .build(log.clone())
+        .await
+        .context("opening the schema registry (_schemas topic)")?;
+    {
+        let r = registry.clone();
+        let c = cancel.child_token();
+        tasks.push(tokio::spawn(async move { r.run(c).await }));
+    }
     let state = AppState::new(log, metrics, config.http.clone(), cuts);
     {
         let s = state.clone();
@@ -89,6 +101,7 @@ pub async fn run(config: Config, ready_file: Option<PathBuf>) -> anyhow::Result<
     }
     let mut listeners = BTreeMap::new();
     listeners.insert("http", http_addr);
+    listeners.insert("schema_registry", sr_addr);
     if let Some(path) = &ready_file {
         write_ready_file(path, &listeners)?;
     }

@@ -473,7 +473,13 @@ async fn ready_file_port_zero_clean_stop_and_port_in_use() {
     let out = std::process::Command::new(crate::server::bin())
         .arg("--data-dir")
         .arg(dir.path().join("other"))
-        .args(["serve", "--http-listen", &addr])
+        .args([
+            "serve",
+            "--http-listen",
+            &addr,
+            "--schema-registry-listen",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

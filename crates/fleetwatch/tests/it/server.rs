@@ -11,6 +11,8 @@ pub fn bin() -> &'static str {
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// Base URL of the Schema Registry API.
+    pub registry: String,
     pub dir: PathBuf,
 }
 
@@ -37,6 +39,8 @@ impl Server {
             .arg("serve")
             .arg("--http-listen")
             .arg("127.0.0.1:0")
+            .arg("--schema-registry-listen")
+            .arg("127.0.0.1:0")
             .arg("--ready-file")
             .arg(&ready)
             .args(extra)
@@ -52,6 +56,7 @@ impl Server {
                 return Server {
                     child,
                     base: format!("http://{}", v["http"].as_str().unwrap()),
+                    registry: format!("http://{}", v["schema_registry"].as_str().unwrap()),
                     dir: data_dir.to_path_buf(),
                 };
             }
