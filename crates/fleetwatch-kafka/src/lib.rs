@@ -1061,22 +1061,38 @@ impl GroupConsumer for KafkaMember {
                 ),
             ));
         }
-        self.pending
-            .retain(|(t, r)| !(t == &partition.topic && r.partition == partition.partition));
         let consumer = self.consumer.clone();
         let tp = partition.clone();
         let timeout = self.timeout;
-        blocking(move || {
-            consumer
-                .seek(&tp.topic, tp.partition, Offset::Offset(offset), timeout)
-                .map_err(|e| {
-                    kafka_err(
-                        &format!("seeking {}-{} to {offset}", tp.topic, tp.partition),
-                        e,
-                    )
-                })
+        // Right after an assignment librdkafka may still be fetching the start position
+        // ("erroneous state"); keep polling (stashing what arrives) until it can seek.
+        let stashed = blocking(move || -> LogResult<Vec<(String, ConsumedRecord)>> {
+            let deadline = Instant::now() + timeout;
+            let mut stash = Vec::new();
+            loop {
+                match consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), timeout) {
+                    Ok(()) => return Ok(stash),
+                    Err(KafkaError::Seek(e)) if e.contains("Erroneous state") || e.contains("State") => {
+                        if Instant::now() > deadline {
+                            return Err(LogError::Timeout(format!(
+                                "seeking {}-{} to {offset}: the consumer never reached a fetch position",
+                                tp.topic, tp.partition
+                            )));
+                        }
+                        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                            stash.push((m.topic().to_string(), to_consumed(&m)));
+                        }
+                    }
+                    Err(e) => {
+                        return Err(kafka_err(&format!("seeking {}-{} to {offset}", tp.topic, tp.partition), e));
+                    }
+                }
+            }
         })
         .await??;
+        self.pending.extend(stashed);
+        self.pending
+            .retain(|(t, r)| !(t == &partition.topic && r.partition == partition.partition));
         self.positions.insert(partition.clone(), offset);
         Ok(())
     }

@@ -59,11 +59,9 @@ pub fn parse(text: &str, references: &[String]) -> RegistryResult<ParsedAvro> {
 
 fn collect_names(s: &Schema, out: &mut HashMap<String, Schema>) {
     match s {
-        Schema::Record(r) => {
-            if out.insert(r.name.fullname(None), s.clone()).is_none() {
-                for f in &r.fields {
-                    collect_names(&f.schema, out);
-                }
+        Schema::Record(r) if out.insert(r.name.fullname(None), s.clone()).is_none() => {
+            for f in &r.fields {
+                collect_names(&f.schema, out);
             }
         }
         Schema::Enum(e) => {

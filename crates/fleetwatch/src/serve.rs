@@ -106,13 +106,32 @@ pub async fn run(config: Config, ready_file: Option<PathBuf>) -> anyhow::Result<
         write_ready_file(path, &listeners)?;
     }
     eprintln!(
-        "fleetwatch {} serving: HTTP (REST Proxy API) on http://{http_addr} — backend {}",
+        "fleetwatch {} serving on backend {}: HTTP (REST Proxy API) http://{http_addr}, Schema Registry http://{sr_addr}",
         env!("CARGO_PKG_VERSION"),
         opened.log.backend_name()
     );
-    let server = axum::serve(http, api::router(state))
-        .with_graceful_shutdown(shutdown_signal(cancel.clone()));
-    let result = server.await.context("HTTP server failed");
+    let signals = tokio::spawn(shutdown_signal(cancel.clone()));
+    let stopped = |c: CancellationToken| async move { c.cancelled().await };
+    // Either server ending (an error) stops the other.
+    let rest = async {
+        let r = axum::serve(http, api::router(state))
+            .with_graceful_shutdown(stopped(cancel.clone()))
+            .await;
+        cancel.cancel();
+        r
+    };
+    let schema = async {
+        let r = axum::serve(sr, fleetwatch_schema::http::router(registry))
+            .with_graceful_shutdown(stopped(cancel.clone()))
+            .await;
+        cancel.cancel();
+        r
+    };
+    let (a, b) = tokio::join!(rest, schema);
+    let result = a
+        .context("HTTP server failed")
+        .and(b.context("schema registry server failed"));
+    signals.abort();
     cancel.cancel();
     for t in tasks {
         let _ = t.await;

@@ -9,4 +9,5 @@ mod cli;
 mod kafka_backend;
 mod kill_loop;
 mod rest;
+mod schema_registry;
 mod server;
