@@ -16,6 +16,9 @@ use std::collections::HashMap;
 pub struct AvroCodec<'s> {
     parsed: &'s ParsedAvro,
     writer: GenericDatumWriter<'s>,
+    /// The same writer without the per-value schema check, for values built from the
+    /// schema itself (`json_to_avro`), which are valid by construction.
+    trusted: GenericDatumWriter<'s>,
     reader: GenericDatumReader<'s>,
 }
 
@@ -27,14 +30,20 @@ impl<'s> AvroCodec<'s> {
     /// Builds the codec (resolves names once).
     pub fn new(parsed: &'s ParsedAvro) -> RegistryResult<Self> {
         let deps: Vec<&Schema> = parsed.deps.iter().collect();
-        let writer = if deps.is_empty() {
-            GenericDatumWriter::builder(&parsed.schema).build()
-        } else {
-            GenericDatumWriter::builder(&parsed.schema)
-                .schemata(deps.clone())
-                .and_then(|b| b.build())
-        }
-        .map_err(avro_err("building the Avro writer"))?;
+        let build = |validate: bool| {
+            if deps.is_empty() {
+                GenericDatumWriter::builder(&parsed.schema)
+                    .validate(validate)
+                    .build()
+            } else {
+                GenericDatumWriter::builder(&parsed.schema)
+                    .schemata(deps.clone())
+                    .and_then(|b| b.validate(validate).build())
+            }
+            .map_err(avro_err("building the Avro writer"))
+        };
+        let writer = build(true)?;
+        let trusted = build(false)?;
         let reader = if deps.is_empty() {
             GenericDatumReader::builder(&parsed.schema).build()
         } else {
@@ -46,6 +55,7 @@ impl<'s> AvroCodec<'s> {
         Ok(AvroCodec {
             parsed,
             writer,
+            trusted,
             reader,
         })
     }
@@ -62,8 +72,28 @@ impl<'s> AvroCodec<'s> {
     pub fn encode_json(&self, json: &Json) -> RegistryResult<Vec<u8>> {
         let v = json_to_avro(json, &self.parsed.schema, &self.parsed.names, "$")?;
         let mut out = Vec::new();
-        self.encode(&v, &mut out)?;
+        // json_to_avro builds the value from the schema: no second check needed.
+        self.encode_trusted(&v, &mut out)?;
         Ok(out)
+    }
+
+    /// Appends the datum of a value already known to match the schema (built from it),
+    /// skipping the per-value check — the hot path for producers that build values from
+    /// the schema. A value that does not match writes unreadable bytes: use
+    /// [`AvroCodec::encode`] for values from elsewhere.
+    pub fn encode_trusted(&self, value: &Value, out: &mut Vec<u8>) -> RegistryResult<()> {
+        let start = out.len();
+        match write_datum(value, &self.parsed.schema, &self.parsed.names, out) {
+            Ok(()) => Ok(()),
+            // a type the fast writer does not cover (decimals, durations…): the crate's
+            Err(Unsupported) => {
+                out.truncate(start);
+                self.trusted
+                    .write_value_ref(out, value)
+                    .map(|_| ())
+                    .map_err(avro_err("encoding"))
+            }
+        }
     }
 
     /// Decodes one datum (all of `bytes`).
@@ -80,6 +110,115 @@ impl<'s> AvroCodec<'s> {
         }
         Ok(v)
     }
+}
+
+/// The fast writer met a value or type it does not cover.
+struct Unsupported;
+
+fn put_long(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_long(out, b.len() as i64);
+    out.extend_from_slice(b);
+}
+
+/// Avro binary encoding of `v` as `schema` (the spec's rules; record fields are matched in
+/// schema order, by name when the order differs). Writes nothing useful on `Unsupported`.
+fn write_datum(
+    v: &Value,
+    schema: &Schema,
+    names: &HashMap<String, Schema>,
+    out: &mut Vec<u8>,
+) -> Result<(), Unsupported> {
+    let schema = resolve(schema, names);
+    match (v, schema) {
+        (Value::Null, Schema::Null) => {}
+        (Value::Boolean(b), Schema::Boolean) => out.push(u8::from(*b)),
+        (Value::Int(i), Schema::Int | Schema::Date | Schema::TimeMillis)
+        | (Value::Date(i), Schema::Date | Schema::Int)
+        | (Value::TimeMillis(i), Schema::TimeMillis | Schema::Int) => put_long(out, i64::from(*i)),
+        (
+            Value::Long(l)
+            | Value::TimeMicros(l)
+            | Value::TimestampMillis(l)
+            | Value::TimestampMicros(l)
+            | Value::TimestampNanos(l)
+            | Value::LocalTimestampMillis(l)
+            | Value::LocalTimestampMicros(l)
+            | Value::LocalTimestampNanos(l),
+            Schema::Long
+            | Schema::TimeMicros
+            | Schema::TimestampMillis
+            | Schema::TimestampMicros
+            | Schema::TimestampNanos
+            | Schema::LocalTimestampMillis
+            | Schema::LocalTimestampMicros
+            | Schema::LocalTimestampNanos,
+        ) => put_long(out, *l),
+        (Value::Float(f), Schema::Float) => out.extend_from_slice(&f.to_le_bytes()),
+        (Value::Double(d), Schema::Double) => out.extend_from_slice(&d.to_le_bytes()),
+        (Value::Bytes(b), Schema::Bytes) => put_bytes(out, b),
+        (Value::String(st), Schema::String | Schema::Uuid(UuidSchema::String)) => {
+            put_bytes(out, st.as_bytes())
+        }
+        (Value::Fixed(n, b), Schema::Fixed(f)) if *n == f.size && b.len() == f.size => {
+            out.extend_from_slice(b)
+        }
+        (Value::Enum(i, sym), Schema::Enum(e)) if e.symbols.get(*i as usize) == Some(sym) => {
+            put_long(out, i64::from(*i))
+        }
+        (Value::Union(i, inner), Schema::Union(u)) => {
+            let branch = u.variants().get(*i as usize).ok_or(Unsupported)?;
+            put_long(out, i64::from(*i));
+            write_datum(inner, branch, names, out)?;
+        }
+        (Value::Array(items), Schema::Array(a)) => {
+            if !items.is_empty() {
+                put_long(out, items.len() as i64);
+                for x in items {
+                    write_datum(x, &a.items, names, out)?;
+                }
+            }
+            out.push(0);
+        }
+        (Value::Map(m), Schema::Map(ms)) => {
+            if !m.is_empty() {
+                put_long(out, m.len() as i64);
+                for (k, x) in m {
+                    put_bytes(out, k.as_bytes());
+                    write_datum(x, &ms.types, names, out)?;
+                }
+            }
+            out.push(0);
+        }
+        (Value::Record(fields), Schema::Record(r)) => {
+            if fields.len() != r.fields.len() {
+                return Err(Unsupported);
+            }
+            for (i, f) in r.fields.iter().enumerate() {
+                let value = match &fields[i] {
+                    (name, x) if *name == f.name => x,
+                    _ => {
+                        &fields
+                            .iter()
+                            .find(|(n, _)| *n == f.name)
+                            .ok_or(Unsupported)?
+                            .1
+                    }
+                };
+                write_datum(value, &f.schema, names, out)?;
+            }
+        }
+        _ => return Err(Unsupported),
+    }
+    Ok(())
 }
 
 fn resolve<'a>(s: &'a Schema, names: &'a HashMap<String, Schema>) -> &'a Schema {
@@ -308,5 +447,82 @@ impl JsonSchemaCodec {
                 e.instance_path()
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::avro;
+
+    const SCHEMA: &str = r#"{"type":"record","name":"R","namespace":"t","fields":[
+        {"name":"l","type":"long"},{"name":"i","type":"int"},{"name":"f","type":"float"},{"name":"d","type":"double"},
+        {"name":"s","type":"string"},{"name":"b","type":"bytes"},{"name":"ok","type":"boolean"},
+        {"name":"u","type":["null","string",{"type":"record","name":"In","fields":[{"name":"x","type":"int"}]}]},
+        {"name":"e","type":{"type":"enum","name":"E","symbols":["A","B","C"]}},
+        {"name":"xs","type":{"type":"array","items":"long"}},
+        {"name":"m","type":{"type":"map","values":"double"}},
+        {"name":"fx","type":{"type":"fixed","name":"F","size":3}},
+        {"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},
+        {"name":"next","type":["null","R"],"default":null}
+    ]}"#;
+
+    fn docs() -> Vec<Json> {
+        let mut out = Vec::new();
+        for k in 0..40i64 {
+            let sym = ["A", "B", "C"][k as usize % 3];
+            out.push(serde_json::json!({
+                "l": k * 1_000_003 - 7_000_000_000i64, "i": (k as i32) * -17, "f": k as f64 / 3.0, "d": -k as f64 * 1e10,
+                "s": "ü".repeat(k as usize % 5), "b": "xy".repeat(k as usize % 3), "ok": k % 2 == 0,
+                "u": match k % 3 { 0 => Json::Null, 1 => Json::from(format!("s{k}")), _ => serde_json::json!({"In": {"x": k}}) },
+                "e": sym,
+                "xs": (0..k % 4).map(|j| j * 300 - 600).collect::<Vec<_>>(),
+                "m": if k % 2 == 0 { serde_json::json!({}) } else { serde_json::json!({"a": 1.5}) },
+                "fx": "abc", "ts": 1_700_000_000_000i64 + k,
+                "next": if k % 5 == 0 { serde_json::json!({"R": {"l": 1, "i": 2, "f": 0.5, "d": 1.0, "s": "", "b": "", "ok": true, "u": null, "e": "A", "xs": [], "m": {}, "fx": "xyz", "ts": 0, "next": null}}) } else { Json::Null },
+            }));
+        }
+        out
+    }
+
+    #[test]
+    fn fast_writer_matches_the_crate_byte_for_byte_and_round_trips() {
+        let parsed = avro::parse(SCHEMA, &[]).unwrap();
+        let codec = AvroCodec::new(&parsed).unwrap();
+        for doc in docs() {
+            let v = json_to_avro(&doc, &parsed.schema, &parsed.names, "$").unwrap();
+            let mut fast = Vec::new();
+            write_datum(&v, &parsed.schema, &parsed.names, &mut fast)
+                .unwrap_or_else(|_| panic!("unsupported: {doc}"));
+            let mut reference = Vec::new();
+            codec.encode(&v, &mut reference).unwrap();
+            assert_eq!(fast, reference, "{doc}");
+            let back = avro_to_json(&codec.decode(&fast).unwrap());
+            assert_eq!(back["s"], doc["s"]);
+            assert_eq!(back["xs"], doc["xs"]);
+        }
+    }
+
+    #[test]
+    fn a_value_not_matching_the_schema_is_refused_by_the_checked_encoder() {
+        let parsed = avro::parse(
+            r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#,
+            &[],
+        )
+        .unwrap();
+        let codec = AvroCodec::new(&parsed).unwrap();
+        let bad = Value::Record(vec![("a".into(), Value::String("no".into()))]);
+        assert!(codec.encode(&bad, &mut Vec::new()).is_err());
+        let e = codec
+            .encode_json(&serde_json::json!({"a": "no"}))
+            .unwrap_err();
+        assert!(e.to_string().contains("$.a"), "{e}");
+        assert!(
+            codec
+                .decode(&[0x02, 0x05])
+                .unwrap_err()
+                .to_string()
+                .contains("left after")
+        );
     }
 }

@@ -275,3 +275,191 @@ pub fn table(r: &Value) -> String {
     ));
     s
 }
+
+/// The car sensor record of the reference demo (`schemas/cardata-v1.avsc`).
+pub const CARDATA_V1: &str = include_str!("../../../schemas/cardata-v1.avsc");
+
+fn cardata_value(i: usize) -> apache_avro::types::Value {
+    use apache_avro::types::Value as V;
+    let f = |base: f32| V::Float(base + (i % 97) as f32 * 0.25);
+    let mut fields = vec![
+        ("time".to_string(), V::Long(1_700_000_000 + i as i64)),
+        ("car".to_string(), V::String(format!("car-{}", i % 1000))),
+    ];
+    for name in [
+        "coolant_temp",
+        "intake_air_temp",
+        "intake_air_flow_speed",
+        "battery_percentage",
+        "battery_voltage",
+        "current_draw",
+        "speed",
+        "engine_vibration_amplitude",
+        "throttle_pos",
+    ] {
+        fields.push((name.to_string(), f(10.0)));
+    }
+    for name in [
+        "tire_pressure_1_1",
+        "tire_pressure_1_2",
+        "tire_pressure_2_1",
+        "tire_pressure_2_2",
+    ] {
+        fields.push((name.to_string(), V::Int(30 + (i % 5) as i32)));
+    }
+    for name in [
+        "accelerometer_1_1_value",
+        "accelerometer_1_2_value",
+        "accelerometer_2_1_value",
+        "accelerometer_2_2_value",
+    ] {
+        fields.push((name.to_string(), f(0.5)));
+    }
+    fields.push(("control_unit_firmware".to_string(), V::Int(2000)));
+    V::Record(fields)
+}
+
+/// Options of `bench schema`.
+#[derive(Debug, Clone)]
+pub struct SchemaBenchOptions {
+    /// Records to encode and decode.
+    pub records: usize,
+    /// How long to run the HTTP lookup load.
+    pub http_seconds: f64,
+    /// Concurrent HTTP clients.
+    pub http_clients: usize,
+}
+
+/// Avro encode/decode of the cardata-v1 record on this thread, then `GET /schemas/ids/{id}`
+/// over HTTP against an in-process registry (server and clients share the machine).
+pub async fn run_schema(o: SchemaBenchOptions) -> anyhow::Result<Value> {
+    use fleetwatch_schema::avro;
+    use fleetwatch_schema::codec::AvroCodec;
+    let parsed = avro::parse(CARDATA_V1, &[])?;
+    let codec = AvroCodec::new(&parsed)?;
+    let values: Vec<apache_avro::types::Value> = (0..1000).map(cardata_value).collect();
+    let mut buf = Vec::with_capacity(256);
+    let mut datums: Vec<Vec<u8>> = Vec::with_capacity(values.len());
+    for v in &values {
+        buf.clear();
+        codec.encode(v, &mut buf)?;
+        datums.push(buf.clone());
+    }
+    let datum_bytes = datums[0].len();
+    let encode_with = |trusted: bool, buf: &mut Vec<u8>| -> anyhow::Result<Phase> {
+        let (t0, c0) = (Instant::now(), cpu_seconds());
+        for i in 0..o.records {
+            buf.clear();
+            let v = &values[i % values.len()];
+            if trusted {
+                codec.encode_trusted(v, buf)?;
+            } else {
+                codec.encode(v, buf)?;
+            }
+        }
+        Ok(Phase {
+            seconds: t0.elapsed().as_secs_f64(),
+            cpu: cpu_seconds() - c0,
+        })
+    };
+    let encode = encode_with(true, &mut buf)?;
+    let encode_checked = encode_with(false, &mut buf)?;
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    for i in 0..o.records {
+        let v = codec.decode(&datums[i % datums.len()])?;
+        std::hint::black_box(v);
+    }
+    let decode = Phase {
+        seconds: t0.elapsed().as_secs_f64(),
+        cpu: cpu_seconds() - c0,
+    };
+
+    // HTTP: a registry over an embedded log in a temporary directory.
+    let dir = tempfile::tempdir()?;
+    let log: std::sync::Arc<dyn fleetwatch_core::Log> =
+        std::sync::Arc::new(EmbeddedConfig::at(dir.path()).build()?);
+    let registry = fleetwatch_schema::SchemaRegistryConfig::default()
+        .build(log)
+        .await?;
+    let req = fleetwatch_schema::types::RegisterRequest {
+        schema: CARDATA_V1.to_string(),
+        ..Default::default()
+    };
+    let id = registry.register("cardata-value", &req, false).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let cancel = CancellationToken::new();
+    let server = {
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, fleetwatch_schema::http::router(registry))
+                .with_graceful_shutdown(async move { c.cancelled().await })
+                .await
+        })
+    };
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/schemas/ids/{id}");
+    let deadline = Instant::now() + std::time::Duration::from_secs_f64(o.http_seconds);
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    let mut tasks = Vec::new();
+    for _ in 0..o.http_clients.max(1) {
+        let client = client.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let r = client.get(&url).send().await?;
+                anyhow::ensure!(r.status().is_success(), "lookup failed: {}", r.status());
+                r.bytes().await?;
+                n += 1;
+            }
+            anyhow::Ok(n)
+        }));
+    }
+    let mut lookups = 0u64;
+    for t in tasks {
+        lookups += t.await??;
+    }
+    let http = Phase {
+        seconds: t0.elapsed().as_secs_f64(),
+        cpu: cpu_seconds() - c0,
+    };
+    cancel.cancel();
+    let _ = server.await;
+    Ok(json!({
+        "bench": "schema",
+        "record": "cardata-v1 (schemas/cardata-v1.avsc)",
+        "datum_bytes": datum_bytes,
+        "records": o.records,
+        "avro_encode": rates(&encode, o.records, (o.records * datum_bytes) as u64),
+        "avro_encode_checked": rates(&encode_checked, o.records, (o.records * datum_bytes) as u64),
+        "avro_decode": rates(&decode, o.records, (o.records * datum_bytes) as u64),
+        "http_lookup": {
+            "clients": o.http_clients,
+            "requests": lookups,
+            "seconds": round(http.seconds),
+            "requests_per_sec": round(lookups as f64 / http.seconds),
+            "cpu_seconds": round(http.cpu),
+        },
+        "targets": {
+            "avro_encode_records_per_sec_per_core": ">= 1000000",
+            "avro_decode_records_per_sec_per_core": ">= 1000000",
+            "http_lookup_requests_per_sec": ">= 50000 (2 cores)",
+        },
+    }))
+}
+
+/// The short table of `bench schema`.
+pub fn schema_table(r: &Value) -> String {
+    format!(
+        "avro_encode    {:>14} rec/s {:>8} cpu-s/M\navro_encode_checked {:>9} rec/s {:>8} cpu-s/M\navro_decode    {:>14} rec/s {:>8} cpu-s/M\nhttp_lookup    {:>14} req/s ({} clients)\n",
+        r["avro_encode"]["records_per_sec"],
+        r["avro_encode"]["cpu_seconds_per_million"],
+        r["avro_encode_checked"]["records_per_sec"],
+        r["avro_encode_checked"]["cpu_seconds_per_million"],
+        r["avro_decode"]["records_per_sec"],
+        r["avro_decode"]["cpu_seconds_per_million"],
+        r["http_lookup"]["requests_per_sec"],
+        r["http_lookup"]["clients"],
+    )
+}

@@ -185,6 +185,24 @@ enum ConfigCmd {
 enum BenchCmd {
     /// The embedded log: append on disk vs raw disk speed, append on tmpfs, replay.
     Log(BenchLogArgs),
+    /// The schema registry: Avro encode/decode of cardata-v1, schema-id lookups over HTTP.
+    Schema(BenchSchemaArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchSchemaArgs {
+    /// A short run for smoke tests.
+    #[arg(long, env = "FLEETWATCH_BENCH_QUICK")]
+    quick: bool,
+    /// Records to encode and decode (default 2,000,000; 100,000 with --quick).
+    #[arg(long, env = "FLEETWATCH_BENCH_RECORDS")]
+    records: Option<usize>,
+    /// Seconds of HTTP lookups (default 5; 1 with --quick).
+    #[arg(long, env = "FLEETWATCH_BENCH_HTTP_SECONDS")]
+    http_seconds: Option<f64>,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 32, env = "FLEETWATCH_BENCH_HTTP_CLIENTS")]
+    http_clients: usize,
 }
 
 #[derive(Args, Debug)]
@@ -287,6 +305,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let report = runtime(false)?.block_on(bench::run_log(opts, pinned))?;
             eprint!("{}", bench::table(&report));
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Bench {
+            cmd: BenchCmd::Schema(a),
+        } => {
+            let opts = bench::SchemaBenchOptions {
+                records: a
+                    .records
+                    .unwrap_or(if a.quick { 100_000 } else { 2_000_000 }),
+                http_seconds: a.http_seconds.unwrap_or(if a.quick { 1.0 } else { 5.0 }),
+                http_clients: a.http_clients,
+            };
+            let report = runtime(true)?.block_on(bench::run_schema(opts))?;
+            eprint!("{}", bench::schema_table(&report));
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
