@@ -108,6 +108,15 @@ async fn lookup(
     ok(&r.lookup(&subject, &req, flag(&q.normalize), flag(&q.deleted))?)
 }
 
+/// `GET /subjects/{s}` (a fleetwatch convenience): the subject's latest version.
+async fn latest_of_subject(
+    State(r): S,
+    Path(subject): Path<String>,
+    Query(q): Query<Params>,
+) -> ApiResult {
+    ok(&r.get_version(&subject, "latest", flag(&q.deleted))?)
+}
+
 async fn delete_subject(
     State(r): S,
     Path(subject): Path<String>,
@@ -340,7 +349,10 @@ pub fn router(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/subjects", get(subjects))
-        .route("/subjects/{subject}", post(lookup).delete(delete_subject))
+        .route(
+            "/subjects/{subject}",
+            get(latest_of_subject).post(lookup).delete(delete_subject),
+        )
         .route("/subjects/{subject}/versions", get(versions).post(register))
         .route(
             "/subjects/{subject}/versions/{version}",

@@ -133,6 +133,7 @@ async fn confluent_kafka_client_and_serializers_work_unchanged() {
         .collect();
     records.push(json!({"value": out["json_b64"]}));
     records.push(json!({"value": "AQAAAAFoaQ=="})); // magic byte 1: not the wire format
+    records.push(json!({"value": "AAAAJw9oaQ=="})); // schema id 9999: not registered
     let r = c
         .post(s.url("/topics/cars/partitions/0"))
         .header("Content-Type", "application/vnd.kafka.binary.v2+json")
@@ -163,7 +164,7 @@ async fn confluent_kafka_client_and_serializers_work_unchanged() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 7);
+    assert_eq!(lines.len(), 8);
     let decoded: Vec<&Value> = lines[..5].iter().map(|l| &l["value"]).collect();
     let want: Vec<&Value> = out["avro_records"].as_array().unwrap().iter().collect();
     assert_eq!(decoded, want);
