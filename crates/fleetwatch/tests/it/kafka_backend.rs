@@ -75,4 +75,24 @@ async fn rest_api_works_unchanged_on_the_kafka_backend() {
     assert_eq!(a, vec![1, 3], "per-key order");
     let r = c.delete(inst).send().await.unwrap();
     assert_eq!(r.status(), 204);
+
+    // The schema registry keeps its state in `_schemas` on the cluster too.
+    let subject = format!("{topic}-value");
+    let r = c
+        .post(format!("{}/subjects/{subject}/versions", s.registry))
+        .json(&json!({"schema": "{\"type\":\"record\",\"name\":\"K\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let latest: Value = c
+        .get(format!("{}/subjects/{subject}/versions/latest", s.registry))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(latest["id"], id);
 }
