@@ -181,7 +181,8 @@ struct Ctx<'a> {
     seen: HashSet<(String, String)>,
 }
 
-fn resolve<'a>(s: &'a Schema, names: &'a HashMap<String, Schema>) -> &'a Schema {
+/// Follows a named reference to its definition (other schemas are returned as they are).
+pub(crate) fn resolve<'a>(s: &'a Schema, names: &'a HashMap<String, Schema>) -> &'a Schema {
     match s {
         Schema::Ref { name } => names.get(&name.fullname(None)).unwrap_or(s),
         _ => s,

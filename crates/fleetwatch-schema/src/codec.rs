@@ -2,7 +2,7 @@
 //! the benchmark. Plain JSON is accepted for unions (the first branch that fits) as well
 //! as Avro's JSON encoding (`{"string": "x"}`); missing record fields take their defaults.
 
-use crate::avro::ParsedAvro;
+use crate::avro::{ParsedAvro, resolve};
 use crate::error::{RegistryError, RegistryResult};
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
@@ -219,13 +219,6 @@ fn write_datum(
         _ => return Err(Unsupported),
     }
     Ok(())
-}
-
-fn resolve<'a>(s: &'a Schema, names: &'a HashMap<String, Schema>) -> &'a Schema {
-    match s {
-        Schema::Ref { name } => names.get(&name.fullname(None)).unwrap_or(s),
-        _ => s,
-    }
 }
 
 fn type_name(s: &Schema) -> String {

@@ -266,11 +266,15 @@ async fn get_global_mode(State(r): S) -> ApiResult {
     ok(&json!({"mode": r.get_mode(None, true)?}))
 }
 
-async fn put_global_mode(State(r): S, b: Bytes) -> ApiResult {
-    let m: ModeBody = body(&b)?;
+async fn put_mode(r: &Registry, subject: Option<&str>, b: &Bytes) -> ApiResult {
+    let m: ModeBody = body(b)?;
     let mode = Mode::parse(&m.mode)?;
-    r.set_mode(None, mode).await?;
+    r.set_mode(subject, mode).await?;
     ok(&json!({"mode": mode}))
+}
+
+async fn put_global_mode(State(r): S, b: Bytes) -> ApiResult {
+    put_mode(&r, None, &b).await
 }
 
 async fn get_subject_mode(
@@ -282,10 +286,7 @@ async fn get_subject_mode(
 }
 
 async fn put_subject_mode(State(r): S, Path(subject): Path<String>, b: Bytes) -> ApiResult {
-    let m: ModeBody = body(&b)?;
-    let mode = Mode::parse(&m.mode)?;
-    r.set_mode(Some(&subject), mode).await?;
-    ok(&json!({"mode": mode}))
+    put_mode(&r, Some(&subject), &b).await
 }
 
 async fn delete_subject_mode(State(r): S, Path(subject): Path<String>) -> ApiResult {

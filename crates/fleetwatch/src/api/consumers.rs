@@ -447,18 +447,7 @@ pub async fn seek_beginning(
     Path((group, instance)): Path<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let req: PartitionsBody = parse_body(body, "seek to beginning")?;
-    let targets = req
-        .partitions
-        .into_iter()
-        .map(|p| {
-            (
-                TopicPartition::new(p.topic, p.partition),
-                Position::Spec(OffsetSpec::Earliest),
-            )
-        })
-        .collect();
-    seek_all(&state, &group, &instance, targets).await
+    seek_to(&state, &group, &instance, body, OffsetSpec::Earliest).await
 }
 
 /// `POST …/positions/end`.
@@ -467,18 +456,28 @@ pub async fn seek_end(
     Path((group, instance)): Path<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let req: PartitionsBody = parse_body(body, "seek to end")?;
+    seek_to(&state, &group, &instance, body, OffsetSpec::Latest).await
+}
+
+async fn seek_to(
+    state: &AppState,
+    group: &str,
+    instance: &str,
+    body: Result<Bytes, BytesRejection>,
+    spec: OffsetSpec,
+) -> ApiResult<Response> {
+    let req: PartitionsBody = parse_body(body, "seek")?;
     let targets = req
         .partitions
         .into_iter()
         .map(|p| {
             (
                 TopicPartition::new(p.topic, p.partition),
-                Position::Spec(OffsetSpec::Latest),
+                Position::Spec(spec),
             )
         })
         .collect();
-    seek_all(&state, &group, &instance, targets).await
+    seek_all(state, group, instance, targets).await
 }
 
 enum Position {
