@@ -666,6 +666,7 @@ impl LogGroups for EmbeddedLog {
             generation: -1,
             assignment: Vec::new(),
             positions: BTreeMap::new(),
+            next_start: 0,
         }))
     }
 
@@ -725,6 +726,9 @@ struct EmbeddedMember {
     generation: i32,
     assignment: Vec<TopicPartition>,
     positions: BTreeMap<TopicPartition, i64>,
+    /// Where the next poll starts among the owned partitions (round-robin, so that a busy
+    /// partition cannot starve the others).
+    next_start: usize,
 }
 
 impl EmbeddedMember {
@@ -797,7 +801,18 @@ impl GroupConsumer for EmbeddedMember {
             rx.borrow_and_update();
             let mut out = Vec::new();
             let mut budget = limits.max_records;
-            for tp in self.assignment.clone() {
+            let n = self.assignment.len();
+            let start = self.next_start % n.max(1);
+            self.next_start = self.next_start.wrapping_add(1);
+            let order: Vec<TopicPartition> = self
+                .assignment
+                .iter()
+                .cycle()
+                .skip(start)
+                .take(n)
+                .cloned()
+                .collect();
+            for tp in order {
                 if budget == 0 {
                     break;
                 }

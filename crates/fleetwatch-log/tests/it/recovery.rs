@@ -266,3 +266,34 @@ async fn a_data_dir_is_opened_by_one_log_at_a_time() {
     drop(first);
     cfg.build().unwrap();
 }
+
+#[tokio::test]
+async fn a_busy_partition_does_not_starve_the_others_in_a_group_poll() {
+    use fleetwatch_core::{JoinOptions, LogGroups};
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedConfig::at(dir.path()).build().unwrap();
+    log.create_topic("t", TopicConfig::with_partitions(2))
+        .await
+        .unwrap();
+    let busy: Vec<Record> = (0..5000).map(rec).collect();
+    log.append("t", 0, &busy).await.unwrap();
+    log.append("t", 1, &[rec(1)]).await.unwrap();
+    let mut m = log
+        .join_group(JoinOptions::new("g", vec!["t".into()]))
+        .await
+        .unwrap();
+    let mut seen_quiet = false;
+    for _ in 0..4 {
+        let limits = ReadLimits {
+            max_records: 100,
+            ..Default::default()
+        };
+        for b in m.poll(limits).await.unwrap() {
+            seen_quiet |= b.records.iter().any(|r| r.partition == 1);
+        }
+    }
+    assert!(
+        seen_quiet,
+        "partition 1 was never polled while partition 0 had a backlog"
+    );
+}

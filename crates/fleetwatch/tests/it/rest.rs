@@ -490,3 +490,32 @@ async fn ready_file_port_zero_clean_stop_and_port_in_use() {
     assert!(s.stop().success());
     assert!(data.join("clean-shutdown").exists());
 }
+
+#[tokio::test]
+async fn produce_to_a_missing_topic_creates_it_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("fleetwatch.toml");
+    std::fs::write(&cfg, "[http]\nauto_create_partitions = 3\n").unwrap();
+    let s = Server::start_with_global(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let c = reqwest::Client::new();
+    let r = c
+        .post(s.url("/topics/created.on.demand"))
+        .header("Content-Type", JSON_V2)
+        .body(r#"{"records":[{"value":1}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let t: Value = c
+        .get(s.url("/v3/clusters/fleetwatch/topics/created.on.demand"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["partitions_count"], 3);
+}
