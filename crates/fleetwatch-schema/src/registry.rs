@@ -337,7 +337,6 @@ pub struct Registry {
     state: RwLock<State>,
     applied_tx: watch::Sender<i64>,
     write_lock: tokio::sync::Mutex<()>,
-    sync_lock: tokio::sync::Mutex<()>,
 }
 
 /// A schema prepared for registration: its identity and parsed form.
@@ -378,7 +377,6 @@ impl Registry {
             }),
             applied_tx,
             write_lock: tokio::sync::Mutex::new(()),
-            sync_lock: tokio::sync::Mutex::new(()),
         });
         registry.sync(Duration::ZERO).await?;
         Ok(registry)
@@ -388,18 +386,19 @@ impl Registry {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Applies `_schemas` records up to the end, waiting up to `wait` for new ones.
+    /// Applies `_schemas` records up to the end, waiting up to `wait` for new ones. The
+    /// wait holds no lock: writers and the tailer may sync at once, and each record is
+    /// applied exactly once, in offset order, under the state lock.
     async fn sync(&self, wait: Duration) -> RegistryResult<()> {
-        let _one = self.sync_lock.lock().await;
-        let mut waited = false;
+        let mut wait = wait;
         loop {
             let from = self.read().applied;
             let limits = ReadLimits {
                 max_records: 10_000,
                 max_bytes: 8 << 20,
-                max_wait: if waited { Duration::ZERO } else { wait },
+                max_wait: wait,
             };
-            waited = true;
+            wait = Duration::ZERO;
             let batch = self
                 .log
                 .read(INTERNAL_SCHEMAS_TOPIC, 0, from, limits)
@@ -407,17 +406,20 @@ impl Registry {
             if batch.records.is_empty() {
                 return Ok(());
             }
-            let next = batch.next_offset(from);
-            {
+            let applied = {
                 let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
                 for r in &batch.records {
+                    if r.offset < st.applied {
+                        continue; // applied meanwhile by another sync
+                    }
                     if let Some(k) = &r.record.key {
                         st.apply(k, r.record.value.as_deref());
                     }
+                    st.applied = r.offset + 1;
                 }
-                st.applied = next;
-            }
-            self.applied_tx.send_replace(next);
+                st.applied
+            };
+            self.applied_tx.send_replace(applied);
         }
     }
 
