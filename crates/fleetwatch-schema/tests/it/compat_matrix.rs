@@ -248,3 +248,52 @@ fn invalid_schemas_are_refused_with_a_reason() {
     let e = json_schema::parse("[1,2]").unwrap_err();
     assert_eq!(e.code(), 42201);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn field_type() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "int", "long", "float", "double", "string", "bytes", "boolean",
+        ])
+    }
+
+    fn record(types: &[&str], extra: &str) -> String {
+        let fields: Vec<String> = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!(r#"{{"name":"f{i}","type":"{t}"}}"#))
+            .collect();
+        format!(
+            r#"{{"type":"record","name":"P","fields":[{}{extra}]}}"#,
+            fields.join(",")
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn every_schema_is_fully_compatible_with_itself(types in prop::collection::vec(field_type(), 1..8)) {
+            let s = a(&record(&types, ""));
+            let old = vec![(1, s.clone())];
+            prop_assert!(compat::check(FullTransitive, &s, &old).is_empty());
+        }
+
+        #[test]
+        fn a_new_field_is_backward_compatible_exactly_when_it_has_a_default(
+            types in prop::collection::vec(field_type(), 1..6),
+            with_default in any::<bool>(),
+        ) {
+            let old = vec![(1, a(&record(&types, "")))];
+            let extra = if with_default {
+                r#",{"name":"added","type":"long","default":0}"#
+            } else {
+                r#",{"name":"added","type":"long"}"#
+            };
+            let new = a(&record(&types, extra));
+            prop_assert_eq!(compat::check(Backward, &new, &old).is_empty(), with_default);
+            // old readers ignore the new field either way
+            prop_assert!(compat::check(Forward, &new, &old).is_empty());
+        }
+    }
+}
