@@ -775,7 +775,8 @@ fn parse_assignment(bytes: &[u8]) -> Vec<TopicPartition> {
     }
     let mut b = bytes;
     let mut out = Vec::new();
-    let parsed = (|| -> Option<()> {
+    // A truncated assignment yields the partitions read before the damage.
+    let _complete: Option<()> = (|| {
         take::<2>(&mut b)?;
         let topics = i32::from_be_bytes(take::<4>(&mut b)?);
         for _ in 0..topics.max(0) {
@@ -792,7 +793,6 @@ fn parse_assignment(bytes: &[u8]) -> Vec<TopicPartition> {
         }
         Some(())
     })();
-    let _ = parsed;
     out.sort();
     out
 }
