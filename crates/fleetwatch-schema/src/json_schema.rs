@@ -25,7 +25,37 @@
 use crate::error::{RegistryError, RegistryResult};
 use serde_json::{Map, Value};
 
-/// Parses and validates a JSON Schema document.
+/// Parses a JSON Schema document and checks that it compiles with its references: each
+/// `(name, document)` is reachable by `"$ref": name` (a relative name such as
+/// `address.json`, as Confluent's serializers write it, or an absolute URI).
+pub fn parse_with_references(text: &str, references: &[(String, Value)]) -> RegistryResult<Value> {
+    let v = parse(text)?;
+    if v.is_boolean() {
+        return Ok(v);
+    }
+    let mut registry = jsonschema::Registry::new();
+    for (name, doc) in references {
+        let uri = if name.contains(':') {
+            name.clone()
+        } else {
+            format!("json-schema:///{}", name.trim_start_matches('/'))
+        };
+        registry = registry.add(uri.as_str(), doc.clone()).map_err(|e| {
+            RegistryError::InvalidSchema(format!("JSON Schema reference {name:?}: {e}"))
+        })?;
+    }
+    let registry = registry
+        .prepare()
+        .map_err(|e| RegistryError::InvalidSchema(format!("JSON Schema references: {e}")))?;
+    jsonschema::options()
+        .with_registry(&registry)
+        .build(&v)
+        .map_err(|e| RegistryError::InvalidSchema(format!("JSON Schema: {e}")))?;
+    Ok(v)
+}
+
+/// Parses and validates a JSON Schema document (against its meta-schema; `$ref`s are not
+/// followed — see [`parse_with_references`]).
 pub fn parse(text: &str) -> RegistryResult<Value> {
     let v: Value = serde_json::from_str(text)
         .map_err(|e| RegistryError::InvalidSchema(format!("JSON Schema: not JSON: {e}")))?;

@@ -306,6 +306,40 @@ impl State {
         Ok(())
     }
 
+    /// (reference name, document) of every JSON Schema `refs` reach.
+    fn reference_documents(
+        &self,
+        refs: &[SchemaReference],
+        out: &mut Vec<(String, serde_json::Value)>,
+        depth: usize,
+    ) -> RegistryResult<()> {
+        if depth > 32 {
+            return Err(RegistryError::InvalidSchema(
+                "references nest deeper than 32 levels".into(),
+            ));
+        }
+        for r in refs {
+            let (_, e) = self
+                .version_of(&r.subject, &r.version.to_string(), false)
+                .map_err(|_| {
+                    RegistryError::InvalidSchema(format!(
+                        "reference {:?} names subject {:?} version {}, which is not registered",
+                        r.name, r.subject, r.version
+                    ))
+                })?;
+            let s = self
+                .schemas
+                .get(&e.id)
+                .ok_or_else(|| RegistryError::SchemaNotFound(e.id.to_string()))?;
+            self.reference_documents(&s.references, out, depth + 1)?;
+            let doc = serde_json::from_str(&s.schema).map_err(|e| {
+                RegistryError::InvalidSchema(format!("reference {:?}: {e}", r.name))
+            })?;
+            out.push((r.name.clone(), doc));
+        }
+        Ok(())
+    }
+
     fn parse(&self, t: SchemaType, text: &str, refs: &[SchemaReference]) -> RegistryResult<Parsed> {
         match t {
             SchemaType::Avro => {
@@ -313,7 +347,13 @@ impl State {
                 self.reference_texts(refs, &mut texts, 0)?;
                 Ok(Parsed::Avro(avro::parse(text, &texts)?))
             }
-            SchemaType::Json => Ok(Parsed::Json(json_schema::parse(text)?)),
+            SchemaType::Json => {
+                let mut docs = Vec::new();
+                self.reference_documents(refs, &mut docs, 0)?;
+                Ok(Parsed::Json(json_schema::parse_with_references(
+                    text, &docs,
+                )?))
+            }
             SchemaType::Protobuf => Err(RegistryError::InvalidSchema(
                 "PROTOBUF schemas are not supported yet: use AVRO or JSON".into(),
             )),

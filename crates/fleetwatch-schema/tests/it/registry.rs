@@ -295,3 +295,36 @@ async fn followers_serve_reads_and_refuse_writes() {
     cancel.cancel();
     tail.await.unwrap();
 }
+
+#[tokio::test]
+async fn json_schema_references_resolve_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, r) = open(dir.path()).await;
+    let json = |schema: &str| RegisterRequest {
+        schema: schema.into(),
+        schema_type: Some("JSON".into()),
+        ..Default::default()
+    };
+    r.register(
+        "address",
+        &json(r#"{"type":"object","properties":{"city":{"type":"string"}}}"#),
+        false,
+    )
+    .await
+    .unwrap();
+    let user = r#"{"type":"object","properties":{"home":{"$ref":"address.json"}}}"#;
+    let e = r.register("user", &json(user), false).await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        42201,
+        "an unresolvable $ref is an invalid schema: {e}"
+    );
+    let mut with_ref = json(user);
+    with_ref.references = vec![SchemaReference {
+        name: "address.json".into(),
+        subject: "address".into(),
+        version: 1,
+    }];
+    let id = r.register("user", &with_ref, false).await.unwrap();
+    assert_eq!(r.referenced_by("address", "1").unwrap(), vec![id]);
+}
