@@ -519,3 +519,114 @@ async fn produce_to_a_missing_topic_creates_it_when_configured() {
         .unwrap();
     assert_eq!(t["partitions_count"], 3);
 }
+
+#[tokio::test]
+async fn a_damaged_log_tail_is_cut_reported_and_the_server_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &[]);
+    let c = reqwest::Client::new();
+    create_topic(&c, &s, "d", 1).await;
+    for i in 0..5 {
+        let r = c
+            .post(s.url("/topics/d"))
+            .header("Content-Type", JSON_V2)
+            .body(format!(r#"{{"records":[{{"value":{i}}}]}}"#))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert!(s.stop().success());
+    // tear the last batch, as a crash in the middle of a write would
+    let seg = data.join("topics/d/0/00000000000000000000.log");
+    let len = std::fs::metadata(&seg).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    std::fs::remove_file(data.join("clean-shutdown")).unwrap();
+    let s = Server::start(&data, &[]);
+    let h: Value = c
+        .get(s.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["status"], "ok");
+    let cuts = h["recovery_cuts"].as_array().unwrap();
+    assert_eq!(cuts.len(), 1, "{h}");
+    assert!(
+        cuts[0]
+            .as_str()
+            .unwrap()
+            .contains("00000000000000000000.log"),
+        "{h}"
+    );
+    let o: Value = c
+        .get(s.url("/topics/d/partitions/0/offsets"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        o["end_offset"], 4,
+        "the four whole batches before the damage are kept"
+    );
+}
+
+#[tokio::test]
+async fn bad_offsets_in_commits_and_seeks_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]);
+    let c = reqwest::Client::new();
+    create_topic(&c, &s, "o", 1).await;
+    c.post(s.url("/consumers/g"))
+        .json(&json!({"name": "i"}))
+        .send()
+        .await
+        .unwrap();
+    let inst = s.url("/consumers/g/instances/i");
+    let r = c
+        .post(format!("{inst}/subscription"))
+        .json(&json!({"topics": ["o"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let body = json!({"offsets": [{"topic": "o", "partition": 0, "offset": -5}]});
+    let (st, code, msg) = error_of(
+        c.post(format!("{inst}/offsets"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((st, code), (400, 40002));
+    assert!(msg.contains("-5"), "{msg}");
+    let (st, code, _) = error_of(
+        c.post(format!("{inst}/positions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((st, code), (400, 40002));
+    let (st, code, _) = error_of(
+        c.post(format!("{inst}/positions"))
+            .body("{")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((st, code), (400, 40001));
+}
