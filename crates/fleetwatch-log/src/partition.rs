@@ -455,7 +455,7 @@ impl Partition {
         let mut bytes = 0usize;
         'segments: for (file, start, end) in segs {
             let chunk = self.opts.read_chunk.min(limits.max_bytes).max(4096);
-            let mut scanner = Scanner::new(&*file, start, end, chunk, false);
+            let mut scanner = Scanner::new(&*file, start, end, chunk, true);
             loop {
                 let item = scanner.next_batch().map_err(|e| self.scan_error(e))?;
                 let Some((pos, header, data)) = item else {

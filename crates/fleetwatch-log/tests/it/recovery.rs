@@ -297,3 +297,32 @@ async fn a_busy_partition_does_not_starve_the_others_in_a_group_poll() {
         "partition 1 was never polled while partition 0 had a backlog"
     );
 }
+
+#[tokio::test]
+async fn reads_check_checksums_and_name_the_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedConfig::at(dir.path()).build().unwrap();
+    log.create_topic("t", small_segments()).await.unwrap();
+    fill(&log, "t", 600, 5).await;
+    // bit rot in the first segment while the log is open (recovery cannot see it)
+    let first = segment_files(dir.path(), "t").remove(0);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .unwrap();
+    f.seek(SeekFrom::Start(200)).unwrap();
+    f.write_all(b"\x00\x01\x02").unwrap();
+    drop(f);
+    let err = log
+        .read("t", 0, 0, ReadLimits::default())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("corrupt") && msg.contains("checksum") && msg.contains("t-0"),
+        "{msg}"
+    );
+    // data in other segments is still served
+    let b = log.read("t", 0, 599, ReadLimits::default()).await.unwrap();
+    assert_eq!(b.records[0].offset, 599);
+}
