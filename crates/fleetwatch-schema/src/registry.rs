@@ -273,12 +273,12 @@ impl State {
             .unwrap_or(Mode::Readwrite)
     }
 
-    /// Texts of every schema `refs` reach, dependencies first.
-    fn reference_texts(
+    /// Visits every schema `refs` reach, dependencies before the schemas that use them.
+    fn visit_references(
         &self,
         refs: &[SchemaReference],
-        out: &mut Vec<String>,
         depth: usize,
+        visit: &mut dyn FnMut(&SchemaReference, &Stored) -> RegistryResult<()>,
     ) -> RegistryResult<()> {
         if depth > 32 {
             return Err(RegistryError::InvalidSchema(
@@ -298,44 +298,8 @@ impl State {
                 .schemas
                 .get(&e.id)
                 .ok_or_else(|| RegistryError::SchemaNotFound(e.id.to_string()))?;
-            self.reference_texts(&s.references, out, depth + 1)?;
-            if !out.contains(&s.schema) {
-                out.push(s.schema.clone());
-            }
-        }
-        Ok(())
-    }
-
-    /// (reference name, document) of every JSON Schema `refs` reach.
-    fn reference_documents(
-        &self,
-        refs: &[SchemaReference],
-        out: &mut Vec<(String, serde_json::Value)>,
-        depth: usize,
-    ) -> RegistryResult<()> {
-        if depth > 32 {
-            return Err(RegistryError::InvalidSchema(
-                "references nest deeper than 32 levels".into(),
-            ));
-        }
-        for r in refs {
-            let (_, e) = self
-                .version_of(&r.subject, &r.version.to_string(), false)
-                .map_err(|_| {
-                    RegistryError::InvalidSchema(format!(
-                        "reference {:?} names subject {:?} version {}, which is not registered",
-                        r.name, r.subject, r.version
-                    ))
-                })?;
-            let s = self
-                .schemas
-                .get(&e.id)
-                .ok_or_else(|| RegistryError::SchemaNotFound(e.id.to_string()))?;
-            self.reference_documents(&s.references, out, depth + 1)?;
-            let doc = serde_json::from_str(&s.schema).map_err(|e| {
-                RegistryError::InvalidSchema(format!("reference {:?}: {e}", r.name))
-            })?;
-            out.push((r.name.clone(), doc));
+            self.visit_references(&s.references, depth + 1, visit)?;
+            visit(r, s)?;
         }
         Ok(())
     }
@@ -343,13 +307,24 @@ impl State {
     fn parse(&self, t: SchemaType, text: &str, refs: &[SchemaReference]) -> RegistryResult<Parsed> {
         match t {
             SchemaType::Avro => {
-                let mut texts = Vec::new();
-                self.reference_texts(refs, &mut texts, 0)?;
+                let mut texts: Vec<String> = Vec::new();
+                self.visit_references(refs, 0, &mut |_, s| {
+                    if !texts.contains(&s.schema) {
+                        texts.push(s.schema.clone());
+                    }
+                    Ok(())
+                })?;
                 Ok(Parsed::Avro(avro::parse(text, &texts)?))
             }
             SchemaType::Json => {
                 let mut docs = Vec::new();
-                self.reference_documents(refs, &mut docs, 0)?;
+                self.visit_references(refs, 0, &mut |r, s| {
+                    let doc = serde_json::from_str(&s.schema).map_err(|e| {
+                        RegistryError::InvalidSchema(format!("reference {:?}: {e}", r.name))
+                    })?;
+                    docs.push((r.name.clone(), doc));
+                    Ok(())
+                })?;
                 Ok(Parsed::Json(json_schema::parse_with_references(
                     text, &docs,
                 )?))
