@@ -171,6 +171,47 @@ fn raw_write(dir: &Path, bytes: u64, chunk: usize) -> anyhow::Result<Phase> {
     Ok(phase)
 }
 
+/// `always` policy: `writers` tasks each appending one record at a time; group commit lets
+/// concurrent appenders share an fdatasync. Returns (phase, records).
+async fn always_phase(
+    dir: &Path,
+    o: &LogBenchOptions,
+    writers: usize,
+) -> anyhow::Result<(Phase, usize)> {
+    let d = fresh_dir(dir, "always")?;
+    let log = EmbeddedConfig {
+        fsync: FsyncPolicy::Always,
+        ..EmbeddedConfig::at(&d)
+    }
+    .build()?;
+    log.create_topic("bench", TopicConfig::with_partitions(1))
+        .await?;
+    let per_writer = (o.records / 100).clamp(100, 2_000) / writers.max(1) + 1;
+    let payload = Bytes::from(vec![b'x'; o.record_bytes]);
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let log = log.clone();
+        let rec = Record::new(None, Some(payload.clone()));
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per_writer {
+                log.append("bench", 0, std::slice::from_ref(&rec)).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let phase = Phase {
+        seconds: t0.elapsed().as_secs_f64(),
+        cpu: cpu_seconds() - c0,
+    };
+    drop(log);
+    let _ = std::fs::remove_dir_all(&d);
+    Ok((phase, per_writer * writers))
+}
+
 /// Runs the benchmark; returns the JSON report.
 pub async fn run_log(o: LogBenchOptions, pinned: bool) -> anyhow::Result<Value> {
     let (rss0, _) = rss_kib();
@@ -187,6 +228,8 @@ pub async fn run_log(o: LogBenchOptions, pinned: bool) -> anyhow::Result<Value> 
     let chunk = (disk_bytes / (o.records as u64 / o.batch as u64).max(1)) as usize;
     let raw = raw_write(&o.dir, disk_bytes, chunk)?;
     let raw_bps = disk_bytes as f64 / raw.seconds;
+    let writers = 16;
+    let (always, always_records) = always_phase(&o.dir, &o, writers).await?;
     let disk_bps = disk_bytes as f64 / append_disk.seconds;
     let mut report = json!({
         "bench": "log",
@@ -199,6 +242,13 @@ pub async fn run_log(o: LogBenchOptions, pinned: bool) -> anyhow::Result<Value> 
         "raw_write": rates(&raw, o.records, disk_bytes),
         "append_disk": rates(&append_disk, o.records, disk_bytes),
         "ratio_to_raw": round(disk_bps / raw_bps),
+        "append_disk_always_single_records": {
+            "writers": writers,
+            "records": always_records,
+            "records_per_sec": round(always_records as f64 / always.seconds),
+            "mean_ack_latency_ms": round(always.seconds * 1000.0 / (always_records as f64 / writers as f64)),
+            "cpu_seconds_per_million": round(always.cpu / (always_records as f64 / 1e6)),
+        },
     });
     if o.tmpfs_dir.is_dir() {
         let tmp = fresh_dir(&o.tmpfs_dir, "tmpfs")?;
@@ -272,6 +322,11 @@ pub fn table(r: &Value) -> String {
     s.push_str(&format!(
         "ratio append_disk / raw_write: {}\n",
         r["ratio_to_raw"]
+    ));
+    let a = &r["append_disk_always_single_records"];
+    s.push_str(&format!(
+        "fsync=always, {} writers, one record per append: {} rec/s, {} ms per ack\n",
+        a["writers"], a["records_per_sec"], a["mean_ack_latency_ms"]
     ));
     s
 }
