@@ -12,7 +12,8 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let pinned = fleetwatch::bench::pin_to_cpu(0);
+    let last_cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+    let pinned = fleetwatch::bench::pin_to_cpu(last_cpu);
     let opts = fleetwatch::bench::LogBenchOptions {
         records,
         record_bytes: 200,

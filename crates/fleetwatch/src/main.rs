@@ -225,14 +225,10 @@ struct BenchLogArgs {
     /// A directory on tmpfs.
     #[arg(long, default_value = "/dev/shm", env = "FLEETWATCH_BENCH_TMPFS")]
     tmpfs_dir: PathBuf,
-    /// The CPU to pin to (-1: do not pin).
-    #[arg(
-        long,
-        default_value_t = 0,
-        env = "FLEETWATCH_BENCH_CPU",
-        allow_negative_numbers = true
-    )]
-    cpu: i64,
+    /// The CPU to pin to (-1: do not pin; default: the last CPU, usually the one with the
+    /// fewest interrupts).
+    #[arg(long, env = "FLEETWATCH_BENCH_CPU", allow_negative_numbers = true)]
+    cpu: Option<i64>,
 }
 
 fn load_config(g: &Global) -> anyhow::Result<Config> {
@@ -289,7 +285,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             cmd: BenchCmd::Log(a),
         } => {
-            let pinned = a.cpu >= 0 && bench::pin_to_cpu(a.cpu as usize);
+            let cpu = a.cpu.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(0, |n| n.get() as i64 - 1)
+            });
+            let pinned = cpu >= 0 && bench::pin_to_cpu(cpu as usize);
             let records = a
                 .records
                 .unwrap_or(if a.quick { 200_000 } else { 2_000_000 });
