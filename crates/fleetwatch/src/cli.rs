@@ -1,7 +1,6 @@
 //! `topics`, `produce` and `consume`: the log from the command line, through the configured
 //! backend (the embedded data directory, or a Kafka cluster).
 
-use crate::backend::Opened;
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -133,15 +132,28 @@ impl ValueEncoder {
         })
     }
 
-    fn encode(&self, text: String, line_no: usize) -> anyhow::Result<Bytes> {
+    /// The Avro codec, built once per `produce` (it resolves the schema's names).
+    fn avro_codec(&self) -> anyhow::Result<Option<AvroCodec<'_>>> {
+        Ok(match self {
+            ValueEncoder::Avro { schema, .. } => Some(AvroCodec::new(schema)?),
+            _ => None,
+        })
+    }
+
+    fn encode(
+        &self,
+        avro: Option<&AvroCodec<'_>>,
+        text: String,
+        line_no: usize,
+    ) -> anyhow::Result<Bytes> {
         let doc = || -> anyhow::Result<Value> {
             serde_json::from_str(&text)
                 .with_context(|| format!("stdin line {line_no}: invalid JSON"))
         };
         Ok(match self {
             ValueEncoder::Raw => Bytes::from(text),
-            ValueEncoder::Avro { id, schema } => {
-                let codec = AvroCodec::new(schema)?;
+            ValueEncoder::Avro { id, .. } => {
+                let codec = avro.context("the Avro codec was not built")?;
                 let datum = codec
                     .encode_json(&doc()?)
                     .with_context(|| format!("stdin line {line_no}"))?;
@@ -173,6 +185,7 @@ pub async fn produce(
         bail!("--partition {p}: topic {topic} has partitions 0..{}", n - 1);
     }
     let partitioner = Partitioner::new();
+    let avro = encoder.avro_codec()?;
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     let mut total = 0usize;
@@ -194,7 +207,7 @@ pub async fn produce(
                 None => (None, line),
             };
             let p = partition.unwrap_or_else(|| partitioner.partition(key.as_deref(), n));
-            let value = encoder.encode(value, line_no)?;
+            let value = encoder.encode(avro.as_ref(), value, line_no)?;
             pending
                 .entry(p)
                 .or_default()
@@ -428,9 +441,4 @@ pub async fn consume(log: &dyn Log, o: ConsumeOptions) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
-}
-
-/// Closes the backend after a CLI command.
-pub async fn finish(opened: &Opened) -> anyhow::Result<()> {
-    opened.close().await
 }

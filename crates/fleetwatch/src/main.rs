@@ -414,7 +414,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     _ => unreachable!("handled above"),
                 };
-                let closed = cli::finish(&opened).await;
+                let closed = opened.close().await;
                 result.and(closed)
             })
         }

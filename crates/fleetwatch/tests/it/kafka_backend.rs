@@ -2,7 +2,7 @@
 //! unchanged.
 
 use crate::broker::bootstrap;
-use crate::server::Server;
+use crate::server::{Server, get_json};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,14 +31,7 @@ async fn rest_api_works_unchanged_on_the_kafka_backend() {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["offsets"].as_array().unwrap().len(), 3);
-    let h: Value = c
-        .get(s.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h: Value = get_json(&c, s.url("/health")).await;
     assert_eq!(h["backend"], "kafka");
     c.post(s.url("/consumers/kg"))
         .json(&json!({"name": "k1", "format": "json", "auto.offset.reset": "earliest"}))
@@ -86,13 +79,10 @@ async fn rest_api_works_unchanged_on_the_kafka_backend() {
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
-    let latest: Value = c
-        .get(format!("{}/subjects/{subject}/versions/latest", s.registry))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let latest: Value = get_json(
+        &c,
+        format!("{}/subjects/{subject}/versions/latest", s.registry),
+    )
+    .await;
     assert_eq!(latest["id"], id);
 }

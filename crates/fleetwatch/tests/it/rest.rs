@@ -1,7 +1,7 @@
 //! The HTTP API, black-box: REST Proxy v2 produce and consumers, v3 topic admin, errors in
 //! Confluent's shape, `/health` and `/metrics`.
 
-use crate::server::Server;
+use crate::server::{Server, get_json};
 use serde_json::{Value, json};
 
 const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
@@ -144,14 +144,7 @@ async fn produce_and_consume_through_rest_proxy_v2() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let again: Vec<Value> = c
-        .get(format!("{inst}/records?timeout=500"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Vec<Value> = get_json(&c, format!("{inst}/records?timeout=500")).await;
     assert!(
         again.iter().all(|r| r["partition"] == p) && again.len() >= 2,
         "{again:?}"
@@ -164,14 +157,7 @@ async fn produce_and_consume_through_rest_proxy_v2() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let again: Vec<Value> = c
-        .get(format!("{inst}/records?timeout=500"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Vec<Value> = get_json(&c, format!("{inst}/records?timeout=500")).await;
     assert_eq!(again[0]["offset"], 1);
     let (st, code, _) = error_of(
         c.post(format!("{inst}/positions"))
@@ -392,14 +378,7 @@ async fn bad_requests_get_confluent_errors_and_the_server_keeps_serving() {
         v["offsets"][0]["offset"], 0,
         "refused records must not take offsets"
     );
-    let h: Value = c
-        .get(s.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h: Value = get_json(&c, s.url("/health")).await;
     assert_eq!(h["status"], "ok");
     assert_eq!(h["backend"], "embedded");
 }
@@ -509,14 +488,11 @@ async fn produce_to_a_missing_topic_creates_it_when_configured() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let t: Value = c
-        .get(s.url("/v3/clusters/fleetwatch/topics/created.on.demand"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t: Value = get_json(
+        &c,
+        s.url("/v3/clusters/fleetwatch/topics/created.on.demand"),
+    )
+    .await;
     assert_eq!(t["partitions_count"], 3);
 }
 
@@ -549,14 +525,7 @@ async fn a_damaged_log_tail_is_cut_reported_and_the_server_starts() {
         .unwrap();
     std::fs::remove_file(data.join("clean-shutdown")).unwrap();
     let s = Server::start(&data, &[]);
-    let h: Value = c
-        .get(s.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h: Value = get_json(&c, s.url("/health")).await;
     assert_eq!(h["status"], "ok");
     let cuts = h["recovery_cuts"].as_array().unwrap();
     assert_eq!(cuts.len(), 1, "{h}");
@@ -567,14 +536,7 @@ async fn a_damaged_log_tail_is_cut_reported_and_the_server_starts() {
             .contains("00000000000000000000.log"),
         "{h}"
     );
-    let o: Value = c
-        .get(s.url("/topics/d/partitions/0/offsets"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let o: Value = get_json(&c, s.url("/topics/d/partitions/0/offsets")).await;
     assert_eq!(
         o["end_offset"], 4,
         "the four whole batches before the damage are kept"

@@ -4,7 +4,7 @@
 //! restart.
 
 use crate::broker::python;
-use crate::server::{Server, run_cli};
+use crate::server::{Server, get_json, run_cli};
 use serde_json::{Value, json};
 use std::process::Command;
 
@@ -222,32 +222,15 @@ async fn confluent_kafka_client_and_serializers_work_unchanged() {
 
     // After a restart: the same ids, subjects and versions.
     let s = Server::start(&data, &[]);
-    let by_id: Value = c
-        .get(format!("{}/schemas/ids/{id}", s.registry))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_id: Value = get_json(&c, format!("{}/schemas/ids/{id}", s.registry)).await;
     assert!(by_id["schema"].as_str().unwrap().contains("CarReading"));
-    let subjects: Value = c
-        .get(format!("{}/subjects", s.registry))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let subjects: Value = get_json(&c, format!("{}/subjects", s.registry)).await;
     assert_eq!(subjects, json!(["cars-value", "fw-value", "rpm-value"]));
-    let fw: Value = c
-        .get(format!("{}/subjects/fw-value/versions/latest", s.registry))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fw: Value = get_json(
+        &c,
+        format!("{}/subjects/fw-value/versions/latest", s.registry),
+    )
+    .await;
     assert_eq!(
         fw["id"], id,
         "fleetwatch produce registered the same schema: same id"
@@ -267,14 +250,7 @@ async fn confluent_kafka_client_and_serializers_work_unchanged() {
         .unwrap();
     let mut blobs = Vec::new();
     for _ in 0..10 {
-        let got: Vec<Value> = c
-            .get(format!("{inst}/records?timeout=300"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let got: Vec<Value> = get_json(&c, format!("{inst}/records?timeout=300")).await;
         blobs.extend(got.into_iter().map(|r| r["value"].clone()));
         if blobs.len() >= 2 {
             break;
@@ -367,14 +343,7 @@ async fn registry_errors_are_confluent_shaped() {
         r.headers()["content-type"],
         "application/vnd.schemaregistry.v1+json"
     );
-    let types: Value = c
-        .get(format!("{sr}/schemas/types"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let types: Value = get_json(&c, format!("{sr}/schemas/types")).await;
     assert_eq!(types, json!(["JSON", "AVRO"]));
     let v: Value = c
         .post(format!(

@@ -131,3 +131,11 @@ pub fn run_cli(data_dir: &Path, args: &[&str], stdin: &str) -> (bool, String, St
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// GETs `url` and decodes the JSON body (panics on a transport or decoding error).
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    c: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+) -> T {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
