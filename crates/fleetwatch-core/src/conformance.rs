@@ -10,8 +10,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use crate::{
-    JoinOptions, Log, LogError, OffsetSpec, ReadLimits, Record, TimestampType, TopicConfig,
-    TopicPartition,
+    JoinOptions, Log, LogError, OffsetCommit, OffsetSpec, ReadLimits, Record, TimestampType,
+    TopicConfig, TopicPartition,
 };
 use bytes::Bytes;
 use std::sync::Arc;
@@ -26,6 +26,8 @@ pub struct Gaps {
     pub offsets_for_times: Option<&'static str>,
     /// Topic deletion unsupported.
     pub delete_topic: Option<&'static str>,
+    /// Commit metadata is not stored or not returned by the broker.
+    pub commit_metadata: Option<&'static str>,
 }
 
 /// What a check needs: the log, a name prefix unique to this test, and timing for groups.
@@ -460,7 +462,10 @@ pub async fn group_commits_resume_where_left(f: &Fixture) {
     assert_eq!(got, (0..10).collect::<Vec<i64>>());
     a.commit_position().await.unwrap();
     let committed = f.log.committed_offsets(&group).await.unwrap();
-    assert_eq!(committed, vec![(TopicPartition::new(&t, 0), 10)]);
+    assert_eq!(
+        committed,
+        vec![OffsetCommit::new(TopicPartition::new(&t, 0), 10)]
+    );
     a.leave().await.unwrap();
 
     let second: Vec<Record> = (0..3).map(|i| rec("k", &format!("b{i}"), i)).collect();
@@ -490,16 +495,41 @@ pub async fn group_commits_resume_where_left(f: &Fixture) {
         .map(|i| (10 + i, Some(Bytes::from(format!("b{i}")))))
         .collect();
     assert_eq!(values, want, "the new member did not resume at the commit");
-    b.commit(&[(TopicPartition::new(&t, 0), 12)]).await.unwrap();
+    // Several entries for one partition: the last wins; metadata is kept as sent.
+    let tp = TopicPartition::new(&t, 0);
+    b.commit(&[
+        OffsetCommit::new(tp.clone(), 11).with_metadata("first"),
+        OffsetCommit::new(tp.clone(), 12).with_metadata("ckpt {\"epoch\": 3} ü"),
+    ])
+    .await
+    .unwrap();
+    let meta = if f.skip(
+        "group_commits_resume_where_left/metadata",
+        f.gaps.commit_metadata,
+    ) {
+        None
+    } else {
+        Some("ckpt {\"epoch\": 3} ü")
+    };
+    let mut committed = f.log.committed_offsets(&group).await.unwrap();
+    if meta.is_none() {
+        committed.iter_mut().for_each(|c| c.metadata = None);
+    }
     assert_eq!(
-        f.log.committed_offsets(&group).await.unwrap(),
-        vec![(TopicPartition::new(&t, 0), 12)]
+        committed,
+        vec![OffsetCommit {
+            partition: tp.clone(),
+            offset: 12,
+            metadata: meta.map(String::from)
+        }]
     );
     let desc = f.log.describe_group(&group).await.unwrap();
     assert!(
-        desc.offsets
-            .iter()
-            .any(|(tp, committed, hw)| tp.topic == t && *committed == 12 && *hw == 13),
+        desc.offsets.iter().any(|o| o.partition.topic == t
+            && o.committed == 12
+            && o.high_watermark == 13
+            && o.lag() == 1
+            && (meta.is_none() || o.metadata.as_deref() == meta)),
         "describe_group offsets/lag: {:?}",
         desc.offsets
     );

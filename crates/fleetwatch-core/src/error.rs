@@ -103,9 +103,22 @@ pub enum LogError {
         #[source]
         source: std::io::Error,
     },
-    /// The backend (e.g. a Kafka cluster) reported an error.
+    /// The backend (e.g. a Kafka cluster) is unavailable or reported a transient error;
+    /// the same operation may succeed when retried.
     #[error("backend error: {0}")]
     Backend(String),
+    /// A storage or program invariant did not hold (a bug or damaged state, not bad input);
+    /// retrying does not help.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The operation is not allowed on an internal topic (see [`crate::is_internal_topic`]).
+    #[error("topic {topic:?} is internal to fleetwatch: {operation} is not allowed on it")]
+    InternalTopic {
+        /// The internal topic.
+        topic: String,
+        /// What was refused ("delete", "produce", "config change").
+        operation: String,
+    },
     /// The operation is not supported by this backend or broker.
     #[error("not supported by this backend: {0}")]
     Unsupported(String),
@@ -118,6 +131,43 @@ pub enum LogError {
 }
 
 impl LogError {
+    /// Whether the same operation may succeed if retried unchanged: the backend was
+    /// unavailable, busy or timed out. Invalid input, unknown names, damaged data and broken
+    /// invariants are not retriable. An MQTT PUBACK decision (drop the connection so the
+    /// device resends, or refuse) and a sink's retry loop depend on this.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            LogError::Backend(_) | LogError::Timeout(_) => true,
+            LogError::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::StorageFull
+                    | std::io::ErrorKind::QuotaExceeded
+                    | std::io::ErrorKind::Interrupted
+                    | std::io::ErrorKind::WouldBlock
+                    | std::io::ErrorKind::TimedOut
+            ),
+            LogError::InvalidTopicName { .. }
+            | LogError::Invalid { .. }
+            | LogError::UnknownTopic(_)
+            | LogError::TopicExists(_)
+            | LogError::UnknownPartition { .. }
+            | LogError::OffsetOutOfRange { .. }
+            | LogError::RecordTooLarge { .. }
+            | LogError::UnknownMember { .. }
+            | LogError::IllegalGeneration { .. }
+            | LogError::Corrupt { .. }
+            | LogError::Internal(_)
+            | LogError::InternalTopic { .. }
+            | LogError::Unsupported(_)
+            | LogError::Closed => false,
+        }
+    }
+
+    /// An [`LogError::Internal`].
+    pub fn internal(what: impl std::fmt::Display) -> Self {
+        LogError::Internal(what.to_string())
+    }
+
     /// An [`LogError::Io`] with context.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         LogError::Io {
@@ -132,5 +182,23 @@ impl LogError {
             what: what.into(),
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retriable_is_only_transient_trouble() {
+        assert!(LogError::Backend("broker down".into()).is_retriable());
+        assert!(LogError::Timeout("append".into()).is_retriable());
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert!(LogError::io("appending", full).is_retriable());
+        let eio = std::io::Error::from_raw_os_error(5);
+        assert!(!LogError::io("appending", eio).is_retriable());
+        assert!(!LogError::internal("index out of order").is_retriable());
+        assert!(!LogError::UnknownTopic("t".into()).is_retriable());
+        assert!(!LogError::Closed.is_retriable());
     }
 }

@@ -21,12 +21,13 @@ mod topic;
 
 pub use error::{LogError, LogResult};
 pub use log::{
-    AppendAck, Assignment, GroupConsumer, GroupDescription, GroupMemberDescription, JoinOptions,
-    Log, LogAdmin, LogData, LogGroups, OffsetSpec, PartitionBatch, ReadBatch, ReadLimits,
-    Subscription,
+    AppendAck, Assignment, DegradedPartition, GroupConsumer, GroupDescription,
+    GroupMemberDescription, GroupOffset, JoinOptions, Log, LogAdmin, LogData, LogGroups, LogHealth,
+    OffsetCommit, OffsetSpec, PartitionBatch, ReadBatch, ReadLimits, Subscription,
 };
 pub use record::{ConsumedRecord, Header, Record, TimestampType, now_ms};
 pub use topic::{
-    CleanupPolicy, INTERNAL_OFFSETS_TOPIC, INTERNAL_SCHEMAS_TOPIC, PartitionInfo, TopicConfig,
-    TopicDescription, TopicPartition, validate_group_id, validate_topic_name,
+    CleanupPolicy, INTERNAL_OFFSETS_TOPIC, INTERNAL_SCHEMAS_TOPIC, INTERNAL_TOPIC_PREFIX,
+    PartitionInfo, TopicConfig, TopicDescription, TopicPartition, Watermarks, check_client_write,
+    is_internal_topic, validate_group_id, validate_topic_name,
 };

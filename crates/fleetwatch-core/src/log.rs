@@ -92,12 +92,51 @@ pub enum OffsetSpec {
     Timestamp(i64),
 }
 
+/// A partition the backend cannot fully serve: damaged data moved aside, a checksum that
+/// failed on read, a write that failed. Its intact records stay readable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DegradedPartition {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// What is wrong, naming the file and byte where there is one.
+    pub reason: String,
+    /// When it was found (ms since the epoch).
+    pub since_ms: i64,
+}
+
+/// What a backend knows of its own health, for `/health` and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogHealth {
+    /// Partitions not fully served; empty when all is well.
+    pub degraded: Vec<DegradedPartition>,
+    /// Things worth knowing that are not faults (e.g. a torn tail cut by recovery after an
+    /// unclean stop: only unacknowledged bytes are lost that way).
+    pub notes: Vec<String>,
+}
+
+impl LogHealth {
+    /// `"ok"` or `"degraded"`.
+    pub fn status(&self) -> &'static str {
+        if self.degraded.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        }
+    }
+}
+
 /// Topic administration. All operations are durable when they return: a created topic
 /// survives a restart, a deleted one does not come back.
 #[async_trait]
 pub trait LogAdmin: Send + Sync {
     /// Which backend this is (`"embedded"`, `"kafka"`), for logs and `/health`.
     fn backend_name(&self) -> &'static str;
+
+    /// What the backend knows of its health now (cheap: no I/O). The default knows of no
+    /// trouble; the embedded log reports damaged partitions and recovery cuts.
+    fn health(&self) -> LogHealth {
+        LogHealth::default()
+    }
 
     /// Creates a topic with `config.partitions` partitions. Errors: invalid name or config,
     /// [`crate::LogError::TopicExists`].
@@ -206,6 +245,55 @@ pub struct GroupMemberDescription {
     pub assignment: Vec<TopicPartition>,
 }
 
+/// A group's committed position in one partition: the next offset to consume, with the
+/// client's free-form metadata (Kafka's `OffsetCommit` metadata string), kept as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OffsetCommit {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// Next offset to consume.
+    pub offset: i64,
+    /// Client metadata stored with the commit (`None`: none sent).
+    pub metadata: Option<String>,
+}
+
+impl OffsetCommit {
+    /// A commit of `offset` without metadata.
+    pub fn new(partition: TopicPartition, offset: i64) -> Self {
+        OffsetCommit {
+            partition,
+            offset,
+            metadata: None,
+        }
+    }
+
+    /// Attaches metadata.
+    pub fn with_metadata(mut self, metadata: impl Into<String>) -> Self {
+        self.metadata = Some(metadata.into());
+        self
+    }
+}
+
+/// A group's committed offset in one partition next to that partition's high watermark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffset {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The committed offset (next to consume).
+    pub committed: i64,
+    /// Metadata stored with the commit.
+    pub metadata: Option<String>,
+    /// The partition's high watermark when described.
+    pub high_watermark: i64,
+}
+
+impl GroupOffset {
+    /// Records between the commit and the high watermark (never negative).
+    pub fn lag(&self) -> i64 {
+        (self.high_watermark - self.committed).max(0)
+    }
+}
+
 /// A consumer group's members and offsets.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GroupDescription {
@@ -216,7 +304,7 @@ pub struct GroupDescription {
     /// Active members.
     pub members: Vec<GroupMemberDescription>,
     /// Committed offset and high watermark per partition with a commit.
-    pub offsets: Vec<(TopicPartition, i64, i64)>,
+    pub offsets: Vec<GroupOffset>,
 }
 
 /// Consumer groups: membership with generations, session timeouts, assignment of
@@ -227,8 +315,9 @@ pub trait LogGroups: Send + Sync {
     /// partitions, which changes as members join, leave or time out.
     async fn join_group(&self, options: JoinOptions) -> LogResult<Box<dyn GroupConsumer>>;
 
-    /// Committed offsets of a group (the next offset to consume per partition).
-    async fn committed_offsets(&self, group: &str) -> LogResult<Vec<(TopicPartition, i64)>>;
+    /// Committed offsets of a group (the next offset to consume per partition, with the
+    /// metadata committed alongside), sorted by partition.
+    async fn committed_offsets(&self, group: &str) -> LogResult<Vec<OffsetCommit>>;
 
     /// Groups known to the backend, sorted.
     async fn list_groups(&self) -> LogResult<Vec<String>>;
@@ -261,10 +350,11 @@ pub trait GroupConsumer: Send {
     /// starts at the group's committed offset, or at the `reset` position without one.
     async fn poll(&mut self, limits: ReadLimits) -> LogResult<Vec<PartitionBatch>>;
 
-    /// Commits, for each partition, the next offset to consume. Durable when it returns.
-    /// A commit from a member that is no longer in the group, or from a stale generation,
-    /// is an error.
-    async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> LogResult<()>;
+    /// Commits, for each partition, the next offset to consume and its metadata. Durable
+    /// when it returns. Several entries for one partition: the last one wins, and only it is
+    /// written. A commit from a member that is no longer in the group, or from a stale
+    /// generation, is an error.
+    async fn commit(&mut self, offsets: &[OffsetCommit]) -> LogResult<()>;
 
     /// Moves the position of an owned partition: the next `poll` reads it from `offset`.
     /// Error: the partition is not owned by this member now.

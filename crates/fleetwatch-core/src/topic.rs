@@ -8,6 +8,32 @@ pub const INTERNAL_OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// The internal topic holding Schema Registry state (infinite retention).
 pub const INTERNAL_SCHEMAS_TOPIC: &str = "_schemas";
 
+/// The prefix of topics that fleetwatch components keep their own state in (model registry,
+/// SQL catalog, connector offsets…). Such topics are internal.
+pub const INTERNAL_TOPIC_PREFIX: &str = "_fw_";
+
+/// Whether a topic is internal: `__*` (Kafka's own, e.g. `__consumer_offsets`), `_schemas`
+/// and `_fw_*`. Internal topics hold state that components replay at start; a client API
+/// must not delete them, produce into them or change their configuration — it refuses with
+/// [`LogError::InternalTopic`] (see [`check_client_write`]). The one place that decides.
+pub fn is_internal_topic(name: &str) -> bool {
+    name.starts_with("__")
+        || name == INTERNAL_SCHEMAS_TOPIC
+        || name.starts_with(INTERNAL_TOPIC_PREFIX)
+}
+
+/// Refuses a client's `operation` ("delete", "produce", "config change") on an internal
+/// topic; any other topic passes.
+pub fn check_client_write(topic: &str, operation: &str) -> LogResult<()> {
+    if is_internal_topic(topic) {
+        return Err(LogError::InternalTopic {
+            topic: topic.to_string(),
+            operation: operation.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks Kafka's topic-name rule: 1 to 249 characters of `[A-Za-z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> LogResult<()> {
     let bad = |reason: &str| {
@@ -236,6 +262,32 @@ impl TopicPartition {
     }
 }
 
+/// The two ends of a partition: the first offset still held and the next to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Watermarks {
+    /// First offset still in the log (after retention).
+    pub log_start: i64,
+    /// Next offset to be written (the high watermark).
+    pub high: i64,
+}
+
+impl Watermarks {
+    /// Records held between the two ends.
+    pub fn len(&self) -> i64 {
+        (self.high - self.log_start).max(0)
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `offset` may be read or positioned at (`log_start..=high`).
+    pub fn contains(&self, offset: i64) -> bool {
+        (self.log_start..=self.high).contains(&offset)
+    }
+}
+
 /// The state of one partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionInfo {
@@ -271,6 +323,36 @@ mod tests {
             let err = validate_topic_name(bad).expect_err(bad);
             assert!(err.to_string().contains("invalid topic name"), "{err}");
         }
+    }
+
+    #[test]
+    fn internal_topics_are_decided_in_one_place() {
+        for t in [
+            "__consumer_offsets",
+            "__anything",
+            "_schemas",
+            "_fw_models",
+            "_fw_sql",
+        ] {
+            assert!(is_internal_topic(t), "{t}");
+            let err = check_client_write(t, "delete").unwrap_err();
+            assert!(err.to_string().contains("internal"), "{err}");
+        }
+        for t in ["telemetry.raw", "_schemas2", "schemas", "_private", "fw_x"] {
+            assert!(!is_internal_topic(t), "{t}");
+            check_client_write(t, "produce").unwrap();
+        }
+    }
+
+    #[test]
+    fn watermarks() {
+        let w = Watermarks {
+            log_start: 5,
+            high: 9,
+        };
+        assert_eq!(w.len(), 4);
+        assert!(w.contains(5) && w.contains(9) && !w.contains(10) && !w.contains(4));
+        assert!(Watermarks::default().is_empty());
     }
 
     #[test]

@@ -33,9 +33,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use fleetwatch_core::{
     AppendAck, Assignment, ConsumedRecord, GroupConsumer, GroupDescription, GroupMemberDescription,
-    Header, JoinOptions, LogAdmin, LogData, LogError, LogGroups, LogResult, OffsetSpec,
-    PartitionBatch, PartitionInfo, ReadBatch, ReadLimits, Record, TimestampType, TopicConfig,
-    TopicDescription, TopicPartition, validate_group_id, validate_topic_name,
+    GroupOffset, Header, JoinOptions, LogAdmin, LogData, LogError, LogGroups, LogResult,
+    OffsetCommit, OffsetSpec, PartitionBatch, PartitionInfo, ReadBatch, ReadLimits, Record,
+    TimestampType, TopicConfig, TopicDescription, TopicPartition, validate_group_id,
+    validate_topic_name,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -846,7 +847,7 @@ impl LogGroups for KafkaLog {
         }))
     }
 
-    async fn committed_offsets(&self, group: &str) -> LogResult<Vec<(TopicPartition, i64)>> {
+    async fn committed_offsets(&self, group: &str) -> LogResult<Vec<OffsetCommit>> {
         validate_group_id(group)?;
         let consumer: BaseConsumer = self
             .inner
@@ -857,7 +858,7 @@ impl LogGroups for KafkaLog {
             .create()
             .map_err(|e| kafka_err("creating an offsets client", e))?;
         let timeout = self.timeout();
-        blocking(move || -> LogResult<Vec<(TopicPartition, i64)>> {
+        blocking(move || -> LogResult<Vec<OffsetCommit>> {
             let md = consumer
                 .fetch_metadata(None, timeout)
                 .map_err(|e| kafka_err("listing topics", e))?;
@@ -873,17 +874,19 @@ impl LogGroups for KafkaLog {
             let res = consumer
                 .committed_offsets(tpl, timeout)
                 .map_err(|e| kafka_err("fetching committed offsets", e))?;
-            let mut out: Vec<(TopicPartition, i64)> = res
+            let mut out: Vec<OffsetCommit> = res
                 .elements()
                 .iter()
                 .filter_map(|e| match e.offset() {
-                    Offset::Offset(o) if o >= 0 => {
-                        Some((TopicPartition::new(e.topic(), e.partition()), o))
-                    }
+                    Offset::Offset(o) if o >= 0 => Some(OffsetCommit {
+                        partition: TopicPartition::new(e.topic(), e.partition()),
+                        offset: o,
+                        metadata: Some(e.metadata().to_string()).filter(|m| !m.is_empty()),
+                    }),
                     _ => None,
                 })
                 .collect();
-            out.sort();
+            out.sort_by(|a, b| a.partition.cmp(&b.partition));
             Ok(out)
         })
         .await?
@@ -930,9 +933,16 @@ impl LogGroups for KafkaLog {
         .await??;
         let committed = self.committed_offsets(group).await?;
         let mut offsets = Vec::with_capacity(committed.len());
-        for (tp, c) in committed {
-            let (_, hw) = self.true_high(&tp.topic, tp.partition).await?;
-            offsets.push((tp, c, hw));
+        for c in committed {
+            let (_, hw) = self
+                .true_high(&c.partition.topic, c.partition.partition)
+                .await?;
+            offsets.push(GroupOffset {
+                partition: c.partition,
+                committed: c.offset,
+                metadata: c.metadata,
+                high_watermark: hw,
+            });
         }
         Ok(GroupDescription {
             group: group.to_string(),
@@ -1032,14 +1042,25 @@ impl GroupConsumer for KafkaMember {
         Ok(batches)
     }
 
-    async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> LogResult<()> {
+    async fn commit(&mut self, offsets: &[OffsetCommit]) -> LogResult<()> {
         if offsets.is_empty() {
             return Ok(());
         }
+        // The last entry for a partition wins (one element per partition in the request).
+        let mut last: BTreeMap<&TopicPartition, &OffsetCommit> = BTreeMap::new();
+        for c in offsets {
+            last.insert(&c.partition, c);
+        }
         let mut tpl = TopicPartitionList::new();
-        for (tp, o) in offsets {
-            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*o))
+        for c in last.values() {
+            let tp = &c.partition;
+            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(c.offset))
                 .map_err(|e| kafka_err("building a commit", e))?;
+            if let (Some(meta), Some(mut elem)) =
+                (&c.metadata, tpl.find_partition(&tp.topic, tp.partition))
+            {
+                elem.set_metadata(meta.clone());
+            }
         }
         let consumer = self.consumer.clone();
         blocking(move || {
@@ -1099,11 +1120,11 @@ impl GroupConsumer for KafkaMember {
 
     async fn commit_position(&mut self) -> LogResult<()> {
         let owned = self.current_assignment()?;
-        let offsets: Vec<(TopicPartition, i64)> = self
+        let offsets: Vec<OffsetCommit> = self
             .positions
             .iter()
             .filter(|(tp, _)| owned.contains(tp))
-            .map(|(tp, o)| (tp.clone(), *o))
+            .map(|(tp, o)| OffsetCommit::new(tp.clone(), *o))
             .collect();
         self.commit(&offsets).await
     }

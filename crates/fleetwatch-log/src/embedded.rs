@@ -6,10 +6,10 @@ use crate::partition::{Partition, PartitionOptions, RecoveryCut};
 use async_trait::async_trait;
 use bytes::Bytes;
 use fleetwatch_core::{
-    AppendAck, Assignment, GroupConsumer, GroupDescription, INTERNAL_OFFSETS_TOPIC, JoinOptions,
-    LogAdmin, LogData, LogError, LogGroups, LogResult, OffsetSpec, PartitionBatch, PartitionInfo,
-    ReadBatch, ReadLimits, Record, TopicConfig, TopicDescription, TopicPartition,
-    validate_group_id, validate_topic_name,
+    AppendAck, Assignment, GroupConsumer, GroupDescription, GroupOffset, INTERNAL_OFFSETS_TOPIC,
+    JoinOptions, LogAdmin, LogData, LogError, LogGroups, LogResult, OffsetCommit, OffsetSpec,
+    PartitionBatch, PartitionInfo, ReadBatch, ReadLimits, Record, TopicConfig, TopicDescription,
+    TopicPartition, validate_group_id, validate_topic_name,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -111,7 +111,7 @@ struct Inner {
     /// Serialises topic creation and deletion.
     admin: Mutex<()>,
     coordinator: Coordinator,
-    committed: Mutex<HashMap<String, BTreeMap<TopicPartition, i64>>>,
+    committed: Mutex<HashMap<String, BTreeMap<TopicPartition, (i64, Option<String>)>>>,
     /// Bumped whenever any partition's high watermark moves (wakes group consumers).
     appended: watch::Sender<u64>,
     cuts: Vec<RecoveryCut>,
@@ -142,6 +142,8 @@ struct OffsetKey {
 #[derive(Serialize, Deserialize)]
 struct OffsetValue {
     offset: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metadata: Option<String>,
 }
 
 impl EmbeddedLog {
@@ -355,7 +357,8 @@ impl EmbeddedLog {
         let (_, p) = self.partition(INTERNAL_OFFSETS_TOPIC, 0)?;
         let (_, start) = p.offsets();
         let mut offset = start;
-        let mut map: HashMap<String, BTreeMap<TopicPartition, i64>> = HashMap::new();
+        let mut map: HashMap<String, BTreeMap<TopicPartition, (i64, Option<String>)>> =
+            HashMap::new();
         loop {
             let batch = p.read_now(
                 offset,
@@ -381,9 +384,10 @@ impl EmbeddedLog {
                     .as_deref()
                     .and_then(|v| serde_json::from_slice(v).ok());
                 if let (Some(k), Some(v)) = (key, value) {
-                    map.entry(k.group)
-                        .or_default()
-                        .insert(TopicPartition::new(k.topic, k.partition), v.offset);
+                    map.entry(k.group).or_default().insert(
+                        TopicPartition::new(k.topic, k.partition),
+                        (v.offset, v.metadata),
+                    );
                 }
             }
         }
@@ -395,18 +399,27 @@ impl EmbeddedLog {
         Ok(())
     }
 
-    async fn store_commits(&self, group: &str, offsets: &[(TopicPartition, i64)]) -> LogResult<()> {
-        let mut records = Vec::with_capacity(offsets.len());
-        for (tp, off) in offsets {
+    async fn store_commits(&self, group: &str, offsets: &[OffsetCommit]) -> LogResult<()> {
+        // The last entry for a partition wins, and only it is written.
+        let mut last: BTreeMap<&TopicPartition, &OffsetCommit> = BTreeMap::new();
+        for c in offsets {
+            last.insert(&c.partition, c);
+        }
+        let mut records = Vec::with_capacity(last.len());
+        for c in last.values() {
+            let tp = &c.partition;
             self.partition(&tp.topic, tp.partition)?;
             let key = serde_json::to_vec(&OffsetKey {
                 group: group.to_string(),
                 topic: tp.topic.clone(),
                 partition: tp.partition,
             })
-            .map_err(|e| LogError::Backend(e.to_string()))?;
-            let value = serde_json::to_vec(&OffsetValue { offset: *off })
-                .map_err(|e| LogError::Backend(e.to_string()))?;
+            .map_err(LogError::internal)?;
+            let value = serde_json::to_vec(&OffsetValue {
+                offset: c.offset,
+                metadata: c.metadata.clone(),
+            })
+            .map_err(LogError::internal)?;
             records.push(Record::new(
                 Some(Bytes::from(key)),
                 Some(Bytes::from(value)),
@@ -421,8 +434,8 @@ impl EmbeddedLog {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let g = committed.entry(group.to_string()).or_default();
-        for (tp, off) in offsets {
-            g.insert(tp.clone(), *off);
+        for c in last.values() {
+            g.insert(c.partition.clone(), (c.offset, c.metadata.clone()));
         }
         Ok(())
     }
@@ -670,7 +683,7 @@ impl LogGroups for EmbeddedLog {
         }))
     }
 
-    async fn committed_offsets(&self, group: &str) -> LogResult<Vec<(TopicPartition, i64)>> {
+    async fn committed_offsets(&self, group: &str) -> LogResult<Vec<OffsetCommit>> {
         let committed = self
             .inner
             .committed
@@ -678,7 +691,15 @@ impl LogGroups for EmbeddedLog {
             .unwrap_or_else(|p| p.into_inner());
         Ok(committed
             .get(group)
-            .map(|m| m.iter().map(|(tp, o)| (tp.clone(), *o)).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(tp, (o, meta))| OffsetCommit {
+                        partition: tp.clone(),
+                        offset: *o,
+                        metadata: meta.clone(),
+                    })
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
@@ -705,9 +726,16 @@ impl LogGroups for EmbeddedLog {
         let committed = self.committed_offsets(group).await?;
         let offsets = committed
             .into_iter()
-            .filter_map(|(tp, c)| {
-                let (_, p) = self.partition(&tp.topic, tp.partition).ok()?;
-                Some((tp, c, p.offsets().0))
+            .filter_map(|c| {
+                let (_, p) = self
+                    .partition(&c.partition.topic, c.partition.partition)
+                    .ok()?;
+                Some(GroupOffset {
+                    high_watermark: p.offsets().0,
+                    partition: c.partition,
+                    committed: c.offset,
+                    metadata: c.metadata,
+                })
             })
             .collect();
         Ok(GroupDescription {
@@ -758,6 +786,7 @@ impl EmbeddedMember {
                 .committed_offsets(&self.options.group)
                 .await?
                 .into_iter()
+                .map(|c| (c.partition, c.offset))
                 .collect();
             for tp in &parts {
                 if !self.positions.contains_key(tp) {
@@ -862,7 +891,7 @@ impl GroupConsumer for EmbeddedMember {
         }
     }
 
-    async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> LogResult<()> {
+    async fn commit(&mut self, offsets: &[OffsetCommit]) -> LogResult<()> {
         self.log.inner.coordinator.check_generation(
             &self.options.group,
             &self.member_id,
@@ -887,10 +916,10 @@ impl GroupConsumer for EmbeddedMember {
     }
 
     async fn commit_position(&mut self) -> LogResult<()> {
-        let offsets: Vec<(TopicPartition, i64)> = self
+        let offsets: Vec<OffsetCommit> = self
             .positions
             .iter()
-            .map(|(tp, o)| (tp.clone(), *o))
+            .map(|(tp, o)| OffsetCommit::new(tp.clone(), *o))
             .collect();
         self.commit(&offsets).await
     }

@@ -7,8 +7,8 @@
 use async_trait::async_trait;
 use fleetwatch_core::{
     AppendAck, Assignment, GroupConsumer, GroupDescription, JoinOptions, Log, LogAdmin, LogData,
-    LogGroups, LogResult, OffsetSpec, PartitionBatch, ReadBatch, ReadLimits, Record, TopicConfig,
-    TopicDescription, TopicPartition,
+    LogGroups, LogHealth, LogResult, OffsetCommit, OffsetSpec, PartitionBatch, ReadBatch,
+    ReadLimits, Record, TopicConfig, TopicDescription, TopicPartition,
 };
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -158,10 +158,14 @@ impl Metrics {
             let Ok(desc) = log.describe_group(&g).await else {
                 continue;
             };
-            for (tp, committed, hw) in desc.offsets {
+            for o in desc.offsets {
                 self.group_lag
-                    .with_label_values(&[g.as_str(), tp.topic.as_str(), &tp.partition.to_string()])
-                    .set((hw - committed).max(0));
+                    .with_label_values(&[
+                        g.as_str(),
+                        o.partition.topic.as_str(),
+                        &o.partition.partition.to_string(),
+                    ])
+                    .set(o.lag());
             }
         }
     }
@@ -212,6 +216,9 @@ impl MeteredLog {
 impl LogAdmin for MeteredLog {
     fn backend_name(&self) -> &'static str {
         self.inner.backend_name()
+    }
+    fn health(&self) -> LogHealth {
+        self.inner.health()
     }
     async fn create_topic(&self, name: &str, config: TopicConfig) -> LogResult<()> {
         self.inner.create_topic(name, config).await
@@ -299,7 +306,7 @@ impl LogGroups for MeteredLog {
             metrics: self.metrics.clone(),
         }))
     }
-    async fn committed_offsets(&self, group: &str) -> LogResult<Vec<(TopicPartition, i64)>> {
+    async fn committed_offsets(&self, group: &str) -> LogResult<Vec<OffsetCommit>> {
         self.inner.committed_offsets(group).await
     }
     async fn list_groups(&self) -> LogResult<Vec<String>> {
@@ -330,7 +337,7 @@ impl GroupConsumer for MeteredMember {
         }
         Ok(batches)
     }
-    async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> LogResult<()> {
+    async fn commit(&mut self, offsets: &[OffsetCommit]) -> LogResult<()> {
         self.inner.commit(offsets).await
     }
     async fn seek(&mut self, partition: &TopicPartition, offset: i64) -> LogResult<()> {

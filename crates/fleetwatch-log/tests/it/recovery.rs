@@ -231,7 +231,7 @@ async fn retention_by_size_and_time_deletes_old_segments() {
 
 #[tokio::test]
 async fn committed_offsets_survive_restart() {
-    use fleetwatch_core::{JoinOptions, LogGroups, TopicPartition};
+    use fleetwatch_core::{JoinOptions, LogGroups, OffsetCommit, TopicPartition};
     let dir = tempfile::tempdir().unwrap();
     let cfg = EmbeddedConfig::at(dir.path());
     {
@@ -244,14 +244,14 @@ async fn committed_offsets_survive_restart() {
             .await
             .unwrap();
         m.assignment().await.unwrap();
-        m.commit(&[(TopicPartition::new("t", 1), 42)])
+        m.commit(&[OffsetCommit::new(TopicPartition::new("t", 1), 42)])
             .await
             .unwrap();
     }
     let log = cfg.build().unwrap();
     assert_eq!(
         log.committed_offsets("g").await.unwrap(),
-        vec![(TopicPartition::new("t", 1), 42)]
+        vec![OffsetCommit::new(TopicPartition::new("t", 1), 42)]
     );
     assert_eq!(log.list_groups().await.unwrap(), vec!["g".to_string()]);
 }

@@ -9,7 +9,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use fleetwatch_core::{GroupConsumer, JoinOptions, OffsetSpec, ReadLimits, TopicPartition};
+use fleetwatch_core::{
+    GroupConsumer, JoinOptions, OffsetCommit, OffsetSpec, ReadLimits, TopicPartition,
+};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -378,15 +380,19 @@ pub async fn commit(
     if req.offsets.is_empty() {
         member.commit_position().await?;
     } else {
-        let offsets: Vec<(TopicPartition, i64)> = req
+        let offsets: Vec<OffsetCommit> = req
             .offsets
             .iter()
-            .map(|o| (TopicPartition::new(&o.topic, o.partition), o.offset))
+            .map(|o| OffsetCommit {
+                partition: TopicPartition::new(&o.topic, o.partition),
+                offset: o.offset,
+                metadata: Some(o.metadata.clone()).filter(|m| !m.is_empty()),
+            })
             .collect();
-        if let Some((tp, o)) = offsets.iter().find(|(_, o)| *o < 0) {
+        if let Some(c) = offsets.iter().find(|c| c.offset < 0) {
             return Err(ApiError::invalid_param(format!(
-                "offset {o} for {}-{} must not be negative",
-                tp.topic, tp.partition
+                "offset {} for {}-{} must not be negative",
+                c.offset, c.partition.topic, c.partition.partition
             )));
         }
         member.commit(&offsets).await?;
@@ -402,22 +408,21 @@ pub async fn committed(
     let req: PartitionsBody = parse_optional_body(body, "committed offsets")?;
     state.consumers.get(&group, &instance)?;
     let all = state.log.committed_offsets(&group).await?;
-    let offsets: Vec<TopicPartitionOffset> = all
-        .into_iter()
-        .filter(|(tp, _)| {
-            req.partitions.is_empty()
-                || req
-                    .partitions
-                    .iter()
-                    .any(|p| p.topic == tp.topic && p.partition == tp.partition)
-        })
-        .map(|(tp, o)| TopicPartitionOffset {
-            topic: tp.topic,
-            partition: tp.partition,
-            offset: o,
-            metadata: String::new(),
-        })
-        .collect();
+    let offsets: Vec<TopicPartitionOffset> =
+        all.into_iter()
+            .filter(|c| {
+                req.partitions.is_empty()
+                    || req.partitions.iter().any(|p| {
+                        p.topic == c.partition.topic && p.partition == c.partition.partition
+                    })
+            })
+            .map(|c| TopicPartitionOffset {
+                topic: c.partition.topic,
+                partition: c.partition.partition,
+                offset: c.offset,
+                metadata: c.metadata.unwrap_or_default(),
+            })
+            .collect();
     Ok(v2_json(StatusCode::OK, &OffsetsBody { offsets }))
 }
 

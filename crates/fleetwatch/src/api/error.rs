@@ -108,7 +108,8 @@ pub fn status_and_code(e: &LogError) -> (StatusCode, u32) {
         LogError::Timeout(_) | LogError::Backend(_) | LogError::Closed => {
             (StatusCode::SERVICE_UNAVAILABLE, 50301)
         }
-        LogError::Corrupt { .. } | LogError::Io { .. } => {
+        LogError::InternalTopic { .. } => (StatusCode::FORBIDDEN, 40301),
+        LogError::Corrupt { .. } | LogError::Io { .. } | LogError::Internal(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, 50001)
         }
     }

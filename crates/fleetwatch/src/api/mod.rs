@@ -535,12 +535,12 @@ async fn group_data(state: &AppState, group: &str) -> ApiResult<GroupData> {
         lags: d
             .offsets
             .into_iter()
-            .map(|(tp, c, hw)| GroupLag {
-                topic_name: tp.topic,
-                partition_id: tp.partition,
-                current_offset: c,
-                log_end_offset: hw,
-                lag: (hw - c).max(0),
+            .map(|o| GroupLag {
+                lag: o.lag(),
+                topic_name: o.partition.topic,
+                partition_id: o.partition.partition,
+                current_offset: o.committed,
+                log_end_offset: o.high_watermark,
             })
             .collect(),
     })
