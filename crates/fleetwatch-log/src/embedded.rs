@@ -111,7 +111,7 @@ struct Inner {
     /// Serialises topic creation and deletion.
     admin: Mutex<()>,
     coordinator: Coordinator,
-    committed: Mutex<HashMap<String, BTreeMap<TopicPartition, (i64, Option<String>)>>>,
+    committed: Mutex<Committed>,
     /// Bumped whenever any partition's high watermark moves (wakes group consumers).
     appended: watch::Sender<u64>,
     cuts: Vec<RecoveryCut>,
@@ -138,6 +138,9 @@ struct OffsetKey {
     topic: String,
     partition: i32,
 }
+
+/// Committed offset and metadata per group and partition.
+type Committed = HashMap<String, BTreeMap<TopicPartition, (i64, Option<String>)>>;
 
 #[derive(Serialize, Deserialize)]
 struct OffsetValue {
