@@ -16,6 +16,7 @@ pub mod conformance;
 mod error;
 mod log;
 pub mod partitioner;
+pub mod produce;
 mod record;
 mod topic;
 
@@ -28,6 +29,6 @@ pub use log::{
 pub use record::{ConsumedRecord, Header, Record, TimestampType, now_ms};
 pub use topic::{
     CleanupPolicy, INTERNAL_OFFSETS_TOPIC, INTERNAL_SCHEMAS_TOPIC, INTERNAL_TOPIC_PREFIX,
-    PartitionInfo, TopicConfig, TopicDescription, TopicPartition, Watermarks, check_client_write,
-    is_internal_topic, validate_group_id, validate_topic_name,
+    MAX_PARTITIONS, PartitionInfo, TopicConfig, TopicDescription, TopicPartition, Watermarks,
+    check_client_write, is_internal_topic, validate_group_id, validate_topic_name,
 };

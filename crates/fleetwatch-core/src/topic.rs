@@ -34,6 +34,9 @@ pub fn check_client_write(topic: &str, operation: &str) -> LogResult<()> {
     Ok(())
 }
 
+/// Most partitions a topic may have (each is a directory of files on the embedded log).
+pub const MAX_PARTITIONS: i32 = 10_000;
+
 /// Checks Kafka's topic-name rule: 1 to 249 characters of `[A-Za-z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> LogResult<()> {
     let bad = |reason: &str| {
@@ -149,7 +152,7 @@ impl TopicConfig {
 
     /// Checks every field.
     pub fn validate(&self) -> LogResult<()> {
-        if !(1..=10_000).contains(&self.partitions) {
+        if !(1..=MAX_PARTITIONS).contains(&self.partitions) {
             return Err(LogError::invalid(
                 "partition count",
                 format!("{} is not in 1..=10000", self.partitions),

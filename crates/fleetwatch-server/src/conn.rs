@@ -38,6 +38,8 @@ pub struct ConnectionLimits {
     pub header_timeout_ms: u64,
     /// A connection with nothing in flight and no traffic for this long is closed.
     pub idle_timeout_ms: u64,
+    /// Largest HTTP request head (URI and headers), in bytes: 431 over it.
+    pub max_header_bytes: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -46,6 +48,7 @@ impl Default for ConnectionLimits {
             max_connections: 4096,
             header_timeout_ms: 10_000,
             idle_timeout_ms: 120_000,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
@@ -61,6 +64,9 @@ impl ConnectionLimits {
         }
         if self.idle_timeout_ms < 10 {
             return Err(format!("{key}.idle_timeout_ms must be at least 10"));
+        }
+        if self.max_header_bytes < 1024 {
+            return Err(format!("{key}.max_header_bytes must be at least 1024"));
         }
         Ok(())
     }
@@ -391,6 +397,7 @@ mod tests {
             max_connections: 2,
             header_timeout_ms: 100,
             idle_timeout_ms: 300,
+            max_header_bytes: 8192,
         }
     }
 

@@ -2,8 +2,9 @@
 //! every HTTP API gets from one function, [`layers`].
 //!
 //! [`layers`] adds, to any protocol's `Router`: a request counter and latency histogram
-//! labelled by `server` and route; a body limit and a header-size limit answered with 413 /
-//! 431 in the protocol's error shape; 405 in that shape; a tracing span per request; and a
+//! labelled by `server` and route; a body limit (enforced by the body extractors, which
+//! read no more than the limit; their 413 gets the protocol's shape) and a header-size limit
+//! answered with 431 in the protocol's error shape; 405 in that shape; a tracing span per request; and a
 //! last-resort rewrite of any error answer that is not JSON (an extractor's text/plain
 //! rejection, say) into the protocol's shape with the same status and text — so no error of
 //! any API is ever an empty or plain-text body.
@@ -102,11 +103,6 @@ async fn common(State(s): State<Arc<LayerState>>, req: Request, next: Next) -> R
             .iter()
             .map(|(k, v)| k.as_str().len() + v.len() + 4)
             .sum::<usize>();
-    let declared_body = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     let shape = s.opts.shape;
     let resp = if head_bytes > s.opts.max_header_bytes {
         shape(
@@ -114,15 +110,6 @@ async fn common(State(s): State<Arc<LayerState>>, req: Request, next: Next) -> R
             format!(
                 "request head of {head_bytes} bytes (URI and headers) exceeds the limit of {} bytes",
                 s.opts.max_header_bytes
-            ),
-        )
-    } else if declared_body.is_some_and(|n| n > s.opts.max_body_bytes as u64) {
-        shape(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "request body of {} bytes exceeds the limit of {} bytes",
-                declared_body.unwrap_or_default(),
-                s.opts.max_body_bytes
             ),
         )
     } else {

@@ -1,31 +1,85 @@
-//! Opens the configured `Log` backend.
+//! Opens the configured `Log` backend: the log everything above uses, plus a lifecycle
+//! handle (its maintenance task, its clean close) that only `serve` and the CLI's own
+//! shutdown touch. Nothing above this file holds the concrete backend.
 
 use crate::config::{Backend, Config};
 use anyhow::Context;
 use fleetwatch_core::Log;
 use fleetwatch_log::EmbeddedLog;
+use fleetwatch_server::{Component, Task};
+use futures::future::BoxFuture;
 use std::sync::Arc;
 
-/// An opened backend: the log, and the embedded log's handle when that is the backend
-/// (its maintenance task and clean close belong to whoever opened it).
+/// What only the opener of a backend does with it.
+trait Lifecycle: Send + Sync {
+    /// The backend's background work, if any (the embedded log's interval fsync and
+    /// retention).
+    fn maintenance(&self) -> Option<Box<dyn Component>>;
+    /// Flushes and closes (the embedded log writes its clean-shutdown marker).
+    fn close(&self) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// What opening it found worth reporting (recovery cuts of torn tails).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+struct Embedded(EmbeddedLog);
+
+impl Lifecycle for Embedded {
+    fn maintenance(&self) -> Option<Box<dyn Component>> {
+        let e = self.0.clone();
+        Some(Box::new(Task::new(
+            "log_maintenance",
+            move |cancel| async move {
+                e.run_maintenance(cancel).await;
+                Ok::<(), fleetwatch_server::BoxError>(())
+            },
+        )))
+    }
+    fn close(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move { self.0.close().await.context("closing the embedded log") })
+    }
+    fn notes(&self) -> Vec<String> {
+        self.0
+            .recovery_cuts()
+            .iter()
+            .map(|c| format!("{} at byte {}: {}", c.segment, c.position, c.reason))
+            .collect()
+    }
+}
+
+struct Kafka(Arc<dyn Log>);
+
+impl Lifecycle for Kafka {
+    fn maintenance(&self) -> Option<Box<dyn Component>> {
+        None
+    }
+    fn close(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move { self.0.flush().await.context("flushing the Kafka producer") })
+    }
+}
+
+/// An opened backend.
 pub struct Opened {
     /// The log.
     pub log: Arc<dyn Log>,
-    /// Set for the embedded backend.
-    pub embedded: Option<EmbeddedLog>,
+    lifecycle: Box<dyn Lifecycle>,
 }
 
 impl Opened {
-    /// Flushes and closes: writes the embedded log's clean-shutdown marker.
+    /// The backend's maintenance task, to be run (and supervised) by `serve`.
+    pub fn maintenance(&self) -> Option<Box<dyn Component>> {
+        self.lifecycle.maintenance()
+    }
+
+    /// What opening the backend found worth reporting (shown in `/health`).
+    pub fn notes(&self) -> Vec<String> {
+        self.lifecycle.notes()
+    }
+
+    /// Flushes and closes.
     pub async fn close(&self) -> anyhow::Result<()> {
-        match &self.embedded {
-            Some(e) => e.close().await.context("closing the embedded log"),
-            None => self
-                .log
-                .flush()
-                .await
-                .context("flushing the Kafka producer"),
-        }
+        self.lifecycle.close().await
     }
 }
 
@@ -45,19 +99,28 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
                     cut.segment, cut.position, cut.bytes_dropped, cut.reason
                 );
             }
+            for d in fleetwatch_core::LogAdmin::health(&log).degraded {
+                eprintln!(
+                    "fleetwatch: partition {}-{} is degraded: {}",
+                    d.partition.topic, d.partition.partition, d.reason
+                );
+            }
             Ok(Opened {
                 log: Arc::new(log.clone()),
-                embedded: Some(log),
+                lifecycle: Box::new(Embedded(log)),
             })
         }
-        Backend::Kafka => {
-            let log = config.kafka.build().with_context(|| {
-                format!("connecting to Kafka at {}", config.kafka.bootstrap_servers)
-            })?;
-            Ok(Opened {
-                log: Arc::new(log),
-                embedded: None,
-            })
-        }
+        Backend::Kafka => open_kafka(config),
     }
+}
+
+fn open_kafka(config: &Config) -> anyhow::Result<Opened> {
+    let log: Arc<dyn Log> =
+        Arc::new(config.kafka.build().with_context(|| {
+            format!("connecting to Kafka at {}", config.kafka.bootstrap_servers)
+        })?);
+    Ok(Opened {
+        log: log.clone(),
+        lifecycle: Box::new(Kafka(log)),
+    })
 }

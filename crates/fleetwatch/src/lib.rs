@@ -5,10 +5,10 @@
 //! no storage or protocol logic of its own and must stay a thin assembly of the crates
 //! below it (see `ARCHITECTURE.md`).
 
-pub mod api;
 pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod ops;
 pub mod serve;

@@ -1,5 +1,5 @@
-//! Metrics, defined once: names, labels and help text live here; components record them
-//! through [`Metrics`], and `/metrics` encodes them in the Prometheus text format.
+//! The log's metrics, defined once ([`LogMetrics`]: names, labels and help text) and
+//! registered in the process's `fleetwatch_metrics::Metrics` like every component's own.
 //!
 //! [`MeteredLog`] wraps any `Log` so that every append and read — whoever makes it: HTTP,
 //! CLI, later MQTT and SQL — is counted the same way.
@@ -10,150 +10,88 @@ use fleetwatch_core::{
     LogGroups, LogHealth, LogResult, OffsetCommit, OffsetSpec, PartitionBatch, ReadBatch,
     ReadLimits, Record, TopicConfig, TopicDescription, TopicPartition,
 };
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder, exponential_buckets,
+use fleetwatch_metrics::{
+    HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Metrics, MetricsResult, latency_buckets,
 };
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
-/// Every metric fleetwatch exports (Prometheus text format 0.0.4; names follow Prometheus
-/// conventions: `_total` counters, base units).
-pub struct Metrics {
-    registry: Registry,
+/// The log's metrics, whoever appends or reads: HTTP, CLI, later MQTT and SQL.
+pub struct LogMetrics {
     /// Records appended, per topic.
     pub records_in: IntCounterVec,
-    /// Key + value bytes appended, per topic.
+    /// Record bytes appended (`Record::size_bytes`: key, value, headers), per topic.
     pub bytes_in: IntCounterVec,
     /// Records read (reads and group polls), per topic.
     pub records_out: IntCounterVec,
-    /// Key + value bytes read, per topic.
+    /// Record bytes read, per topic.
     pub bytes_out: IntCounterVec,
-    /// Appends that failed, per topic.
+    /// Appends that failed, per topic and whether retriable.
     pub append_errors: IntCounterVec,
     /// Time from append call to durable acknowledgement, per topic.
     pub append_latency: HistogramVec,
-    /// Committed offset behind the high watermark, per group and partition (set at scrape).
+    /// Committed offset behind the high watermark, per group and partition (refreshed by
+    /// the `lag_refresh` task every `metrics.lag_refresh_ms`).
     pub group_lag: IntGaugeVec,
-    /// HTTP requests served, per route, method and status.
-    pub http_requests: IntCounterVec,
-    /// Consumer instances open in the HTTP API.
-    pub consumer_instances: IntGauge,
+    /// Partitions the backend reports degraded.
+    pub degraded_partitions: IntGauge,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)
-        .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
-    registry
-        .register(Box::new(c.clone()))
-        .unwrap_or_else(|e| panic!("metric {name} registered twice: {e}"));
-    c
-}
-
-impl Metrics {
-    /// Registers every metric. Panics only on a malformed definition in this file (a
-    /// programming error caught by the unit test).
-    #[allow(clippy::expect_used)]
-    pub fn new(backend: &str) -> Self {
-        let registry = Registry::new();
-        let records_in = counter(
-            &registry,
-            "fleetwatch_records_in_total",
-            "Records appended to the log.",
-            &["topic"],
-        );
-        let bytes_in = counter(
-            &registry,
-            "fleetwatch_in_bytes_total",
-            "Key and value bytes appended to the log.",
-            &["topic"],
-        );
-        let records_out = counter(
-            &registry,
-            "fleetwatch_records_out_total",
-            "Records read from the log.",
-            &["topic"],
-        );
-        let bytes_out = counter(
-            &registry,
-            "fleetwatch_out_bytes_total",
-            "Key and value bytes read from the log.",
-            &["topic"],
-        );
-        let append_errors = counter(
-            &registry,
-            "fleetwatch_append_errors_total",
-            "Appends that failed.",
-            &["topic"],
-        );
-        let http_requests = counter(
-            &registry,
-            "fleetwatch_http_requests_total",
-            "HTTP requests served.",
-            &["route", "method", "status"],
-        );
-        let append_latency = HistogramVec::new(
-            HistogramOpts::new(
-                "fleetwatch_append_latency_seconds",
-                "Time from an append call to its durable acknowledgement.",
-            )
-            .buckets(exponential_buckets(0.000_01, 2.0, 20).expect("valid buckets")),
-            &["topic"],
-        )
-        .expect("valid histogram");
-        registry
-            .register(Box::new(append_latency.clone()))
-            .expect("registered once");
-        let group_lag = IntGaugeVec::new(
-            Opts::new(
-                "fleetwatch_consumer_group_lag_records",
-                "Records between a group's committed offset and the high watermark.",
-            ),
-            &["group", "topic", "partition"],
-        )
-        .expect("valid gauge");
-        registry
-            .register(Box::new(group_lag.clone()))
-            .expect("registered once");
-        let consumer_instances = IntGauge::new(
-            "fleetwatch_consumer_instances",
-            "Consumer instances open in the HTTP API.",
-        )
-        .expect("valid gauge");
-        registry
-            .register(Box::new(consumer_instances.clone()))
-            .expect("registered once");
-        let info = IntGaugeVec::new(
-            Opts::new(
-                "fleetwatch_build_info",
-                "Version and log backend of this server.",
-            ),
+impl LogMetrics {
+    /// Registers them, and `fleetwatch_build_info`.
+    pub fn new(metrics: &Metrics, backend: &str) -> MetricsResult<Self> {
+        let info = metrics.gauge(
+            "fleetwatch_build_info",
+            "Version and log backend of this server.",
             &["version", "backend"],
-        )
-        .expect("valid gauge");
+        )?;
         info.with_label_values(&[env!("CARGO_PKG_VERSION"), backend])
             .set(1);
-        registry.register(Box::new(info)).expect("registered once");
-        Metrics {
-            registry,
-            records_in,
-            bytes_in,
-            records_out,
-            bytes_out,
-            append_errors,
-            append_latency,
-            group_lag,
-            http_requests,
-            consumer_instances,
-        }
+        Ok(LogMetrics {
+            records_in: metrics.counter("fleetwatch_records_in_total", "Records appended to the log.", &["topic"])?,
+            bytes_in: metrics.counter(
+                "fleetwatch_in_bytes_total",
+                "Record bytes (key, value and headers) appended to the log.",
+                &["topic"],
+            )?,
+            records_out: metrics.counter("fleetwatch_records_out_total", "Records read from the log.", &["topic"])?,
+            bytes_out: metrics.counter(
+                "fleetwatch_out_bytes_total",
+                "Record bytes (key, value and headers) read from the log.",
+                &["topic"],
+            )?,
+            append_errors: metrics.counter(
+                "fleetwatch_append_errors_total",
+                "Appends that failed, per topic and whether the error is retriable.",
+                &["topic", "retriable"],
+            )?,
+            append_latency: metrics.histogram(
+                "fleetwatch_append_latency_seconds",
+                "Time from an append call to its durable acknowledgement.",
+                &["topic"],
+                latency_buckets(),
+            )?,
+            group_lag: metrics.gauge(
+                "fleetwatch_consumer_group_lag_records",
+                "Records between a group's committed offset and the high watermark.",
+                &["group", "topic", "partition"],
+            )?,
+            degraded_partitions: metrics.gauge1(
+                "fleetwatch_log_degraded_partitions",
+                "Partitions the log cannot fully serve (damaged data moved aside, failed checksums); see /health.",
+            )?,
+        })
     }
 
-    /// Recomputes consumer-group lag from the log (called at scrape time).
-    pub async fn refresh_lag(&self, log: &dyn Log) {
-        self.group_lag.reset();
+    /// Recomputes consumer-group lag and the degraded count from the log.
+    pub async fn refresh(&self, log: &dyn Log) {
+        self.degraded_partitions
+            .set(log.health().degraded.len() as i64);
         let Ok(groups) = log.list_groups().await else {
             return;
         };
+        self.group_lag.reset();
         for g in groups {
             let Ok(desc) = log.describe_group(&g).await else {
                 continue;
@@ -170,26 +108,28 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition.
-    pub fn encode(&self) -> String {
-        let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
-            tracing::error!(error = %e, "encoding metrics");
+    /// Refreshes every `every` until cancelled (the `lag_refresh` component).
+    pub async fn run_refresh(
+        self: Arc<Self>,
+        log: Arc<dyn Log>,
+        every: Duration,
+        cancel: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => self.refresh(&*log).await,
+            }
         }
-        String::from_utf8(out).unwrap_or_default()
     }
 
     fn count_out(&self, topic: &str, records: &[fleetwatch_core::ConsumedRecord]) {
         if records.is_empty() {
             return;
         }
-        let bytes: usize = records
-            .iter()
-            .map(|r| {
-                r.record.key.as_ref().map_or(0, |k| k.len())
-                    + r.record.value.as_ref().map_or(0, |v| v.len())
-            })
-            .sum();
+        let bytes: usize = records.iter().map(|r| r.record.size_bytes()).sum();
         self.records_out
             .with_label_values(&[topic])
             .inc_by(records.len() as u64);
@@ -202,12 +142,12 @@ impl Metrics {
 /// A `Log` that records metrics for everything passing through it.
 pub struct MeteredLog {
     inner: Arc<dyn Log>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<LogMetrics>,
 }
 
 impl MeteredLog {
     /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn Log>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(inner: Arc<dyn Log>, metrics: Arc<LogMetrics>) -> Self {
         MeteredLog { inner, metrics }
     }
 }
@@ -249,13 +189,7 @@ impl LogData for MeteredLog {
         let result = self.inner.append(topic, partition, records).await;
         match &result {
             Ok(_) => {
-                let bytes: usize = records
-                    .iter()
-                    .map(|r| {
-                        r.key.as_ref().map_or(0, |k| k.len())
-                            + r.value.as_ref().map_or(0, |v| v.len())
-                    })
-                    .sum();
+                let bytes: usize = records.iter().map(Record::size_bytes).sum();
                 self.metrics
                     .records_in
                     .with_label_values(&[topic])
@@ -269,8 +203,12 @@ impl LogData for MeteredLog {
                     .with_label_values(&[topic])
                     .observe(started.elapsed().as_secs_f64());
             }
-            Err(_) => {
-                self.metrics.append_errors.with_label_values(&[topic]).inc();
+            Err(e) => {
+                let retriable = if e.is_retriable() { "true" } else { "false" };
+                self.metrics
+                    .append_errors
+                    .with_label_values(&[topic, retriable])
+                    .inc();
             }
         }
         result
@@ -319,7 +257,7 @@ impl LogGroups for MeteredLog {
 
 struct MeteredMember {
     inner: Box<dyn GroupConsumer>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<LogMetrics>,
 }
 
 #[async_trait]

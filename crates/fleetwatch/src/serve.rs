@@ -1,24 +1,58 @@
-//! `fleetwatch serve`: opens the log, binds every listener, reports them in the ready file,
-//! serves until SIGINT/SIGTERM, then stops every task it started and closes the log cleanly.
+//! `fleetwatch serve`: opens the log, builds and binds every component, reports the
+//! listeners in the ready file, runs them under one supervisor until SIGINT/SIGTERM or until
+//! any one of them ends or panics, then stops the rest and closes the log cleanly.
+//!
+//! Components: `http` (REST Proxy API, `/health`, `/metrics`), `schema_registry`, and the
+//! tasks `log_maintenance` (embedded log), `schema_registry_tailer`, `consumer_expiry`,
+//! `lag_refresh`, `signals`.
 
-use crate::api::{self, AppState};
 use crate::backend;
 use crate::config::Config;
-use crate::metrics::{MeteredLog, Metrics};
+use crate::metrics::{LogMetrics, MeteredLog};
+use crate::ops::{self, Ops};
 use anyhow::Context;
 use fleetwatch_core::Log;
+use fleetwatch_metrics::Metrics;
+use fleetwatch_server::http::{HttpMetrics, HttpServer, LayerOptions, layers};
+use fleetwatch_server::{BoxError, Component, ConnMetrics, Task, supervise};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Binds `addr`; an error names the config key it came from.
+/// How long components get to stop after the stop is requested.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// Largest Schema Registry request body.
+const SCHEMA_REGISTRY_MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// Binds `addr`; an error names the config key it came from and says why.
 pub async fn bind(addr: &str, key: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("{key} = {addr:?}: cannot listen there (in use by another process, or not a local address); set {key} to a free address, or port 0 for any free port"))
+    let parsed: SocketAddr = match addr.parse() {
+        Ok(a) => a,
+        Err(_) => match tokio::net::lookup_host(addr)
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+        {
+            Some(a) => a,
+            None => anyhow::bail!(
+                "{key} = {addr:?} is not an address (expected HOST:PORT, e.g. 127.0.0.1:8082; port 0 picks a free port)"
+            ),
+        },
+    };
+    TcpListener::bind(parsed).await.map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "the port is in use".to_string(),
+            std::io::ErrorKind::AddrNotAvailable => "it is not an address of this machine".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".to_string(),
+            _ => e.to_string(),
+        };
+        anyhow::anyhow!("{key} = {addr:?}: cannot listen there: {why}; set {key} to a free address, or port 0 for any free port")
+    })
 }
 
 /// The address clients should use: a wildcard bind is reported as loopback.
@@ -31,8 +65,14 @@ pub fn reachable(addr: SocketAddr) -> SocketAddr {
 }
 
 /// Writes the ready file atomically: `{"http": "127.0.0.1:40123", …}`.
-pub fn write_ready_file(path: &Path, listeners: &BTreeMap<&str, SocketAddr>) -> anyhow::Result<()> {
-    let map: BTreeMap<&str, String> = listeners.iter().map(|(k, v)| (*k, v.to_string())).collect();
+pub fn write_ready_file(
+    path: &Path,
+    listeners: &BTreeMap<String, SocketAddr>,
+) -> anyhow::Result<()> {
+    let map: BTreeMap<&str, String> = listeners
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.to_string()))
+        .collect();
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, serde_json::to_vec(&map)?)
         .with_context(|| format!("writing ready file {}", tmp.display()))?;
@@ -41,48 +81,65 @@ pub fn write_ready_file(path: &Path, listeners: &BTreeMap<&str, SocketAddr>) -> 
     Ok(())
 }
 
-async fn shutdown_signal(cancel: CancellationToken) {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+async fn signals(cancel: CancellationToken) -> Result<(), BoxError> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-        _ = cancel.cancelled() => {}
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+        _ = cancel.cancelled() => return Ok(()),
     }
-    cancel.cancel();
+    tracing::info!("stop requested by signal");
+    Ok(())
 }
 
-/// Runs the server until a signal arrives.
-pub async fn run(config: Config, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
-    let opened = backend::open(&config)?;
-    let metrics = Arc::new(Metrics::new(opened.log.backend_name()));
-    let log: Arc<dyn Log> = Arc::new(MeteredLog::new(opened.log.clone(), metrics.clone()));
-    let cuts = opened
-        .embedded
-        .as_ref()
-        .map(|e| {
-            e.recovery_cuts()
-                .iter()
-                .map(|c| format!("{} at byte {}: {}", c.segment, c.position, c.reason))
-                .collect()
-        })
-        .unwrap_or_default();
-    let cancel = CancellationToken::new();
-    let mut tasks = Vec::new();
-    if let Some(e) = opened.embedded.clone() {
-        let c = cancel.child_token();
-        tasks.push(tokio::spawn(async move { e.run_maintenance(c).await }));
+/// Raises the soft open-files limit to the hard one (every connection is a descriptor).
+#[allow(unsafe_code)]
+fn raise_nofile_limit() {
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass, nothing else.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let old = lim.rlim_cur;
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                tracing::debug!(from = old, to = lim.rlim_max, "raised the open-files limit");
+            }
+        }
     }
+}
+
+/// Runs the server until a signal arrives or a component ends.
+pub async fn run(config: Config, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+    raise_nofile_limit();
+    let opened = backend::open(&config)?;
+    let result = run_opened(&config, &opened, ready_file).await;
+    let closed = opened.close().await;
+    match (&result, &closed) {
+        (Ok(()), Ok(())) => tracing::info!("stopped cleanly"),
+        _ => tracing::warn!("stopped"),
+    }
+    result.and(closed)
+}
+
+async fn run_opened(
+    config: &Config,
+    opened: &backend::Opened,
+    ready_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let log_metrics = Arc::new(LogMetrics::new(&metrics, opened.log.backend_name())?);
+    let log: Arc<dyn Log> = Arc::new(MeteredLog::new(opened.log.clone(), log_metrics.clone()));
+    let http_metrics = HttpMetrics::new(&metrics)?;
+    let conn_metrics = ConnMetrics::new(&metrics)?;
+    let mut components: Vec<Box<dyn Component>> = Vec::new();
+    if let Some(m) = opened.maintenance() {
+        components.push(m);
+    }
+
+    // Bind every listener first: a port in use fails start-up naming its key.
     let http = bind(&config.http.listen, "http.listen").await?;
-    let http_addr = reachable(http.local_addr()?);
     let sr = bind(&config.schema_registry.listen, "schema_registry.listen").await?;
-    let sr_addr = reachable(sr.local_addr()?);
+
     let registry = config
         .schema_registry
         .build(log.clone())
@@ -90,53 +147,119 @@ pub async fn run(config: Config, ready_file: Option<PathBuf>) -> anyhow::Result<
         .context("opening the schema registry (_schemas topic)")?;
     {
         let r = registry.clone();
-        let c = cancel.child_token();
-        tasks.push(tokio::spawn(async move { r.run(c).await }));
+        components.push(Box::new(Task::new(
+            "schema_registry_tailer",
+            move |c| async move {
+                r.run(c).await;
+                Ok::<(), BoxError>(())
+            },
+        )));
     }
-    let state = AppState::new(log, metrics, config.http.clone(), cuts);
+    let rest = fleetwatch_rest::AppState::new(
+        log.clone(),
+        config.http.clone(),
+        fleetwatch_rest::RestMetrics::new(&metrics)?,
+    );
     {
-        let s = state.clone();
-        let c = cancel.child_token();
-        tasks.push(tokio::spawn(async move { api::run_expiry(s, c).await }));
+        let s = rest.clone();
+        components.push(Box::new(Task::new("consumer_expiry", move |c| {
+            fleetwatch_rest::run_expiry(s, c)
+        })));
     }
-    let mut listeners = BTreeMap::new();
-    listeners.insert("http", http_addr);
-    listeners.insert("schema_registry", sr_addr);
+    {
+        let (m, l) = (log_metrics.clone(), log.clone());
+        let every = Duration::from_millis(config.metrics.lag_refresh_ms);
+        components.push(Box::new(Task::new("lag_refresh", move |c| async move {
+            m.run_refresh(l, every, c).await;
+            Ok::<(), BoxError>(())
+        })));
+    }
+    let ops = Arc::new(Ops {
+        log: log.clone(),
+        metrics: metrics.clone(),
+        recovery_cuts: opened.notes(),
+    });
+    let http_limits = config.limits("http");
+    let http_router = layers(
+        fleetwatch_rest::router(rest).merge(ops::router(ops)),
+        &http_metrics,
+        LayerOptions {
+            server: "http",
+            max_body_bytes: config.http.max_request_bytes,
+            max_header_bytes: http_limits.max_header_bytes,
+            shape: fleetwatch_rest::error::shape,
+        },
+    );
+    components.push(Box::new(HttpServer::new(
+        "http",
+        "http.listen",
+        http,
+        http_limits,
+        conn_metrics.clone(),
+        http_router,
+    )?));
+    let sr_limits = config.limits("schema_registry");
+    let sr_router = layers(
+        fleetwatch_schema::http::router(registry),
+        &http_metrics,
+        LayerOptions {
+            server: "schema_registry",
+            max_body_bytes: SCHEMA_REGISTRY_MAX_BODY,
+            max_header_bytes: sr_limits.max_header_bytes,
+            shape: fleetwatch_server::http::confluent_error,
+        },
+    );
+    components.push(Box::new(HttpServer::new(
+        "schema_registry",
+        "schema_registry.listen",
+        sr,
+        sr_limits,
+        conn_metrics,
+        sr_router,
+    )?));
+
+    let cancel = CancellationToken::new();
+    {
+        components.push(Box::new(Task::new("signals", {
+            let stop = cancel.clone();
+            move |c| async move {
+                signals(c).await?;
+                stop.cancel();
+                Ok::<(), BoxError>(())
+            }
+        })));
+    }
+    let listeners: BTreeMap<String, SocketAddr> = components
+        .iter()
+        .filter_map(|c| Some((c.name().to_string(), reachable(c.local_addr()?))))
+        .collect();
     if let Some(path) = &ready_file {
         write_ready_file(path, &listeners)?;
     }
+    let banner: Vec<String> = components
+        .iter()
+        .filter_map(|c| {
+            Some(format!(
+                "{} http://{} ({})",
+                c.name(),
+                reachable(c.local_addr()?),
+                c.config_key().unwrap_or("")
+            ))
+        })
+        .collect();
     eprintln!(
-        "fleetwatch {} serving on backend {}: HTTP (REST Proxy API) http://{http_addr}, Schema Registry http://{sr_addr}",
+        "fleetwatch {} serving on backend {}: {}",
         env!("CARGO_PKG_VERSION"),
-        opened.log.backend_name()
+        opened.log.backend_name(),
+        banner.join(", ")
     );
-    let signals = tokio::spawn(shutdown_signal(cancel.clone()));
-    let stopped = |c: CancellationToken| async move { c.cancelled().await };
-    // Either server ending (an error) stops the other.
-    let rest = async {
-        let r = axum::serve(http, api::router(state))
-            .with_graceful_shutdown(stopped(cancel.clone()))
-            .await;
-        cancel.cancel();
-        r
-    };
-    let schema = async {
-        let r = axum::serve(sr, fleetwatch_schema::http::router(registry))
-            .with_graceful_shutdown(stopped(cancel.clone()))
-            .await;
-        cancel.cancel();
-        r
-    };
-    let (a, b) = tokio::join!(rest, schema);
-    let result = a
-        .context("HTTP server failed")
-        .and(b.context("schema registry server failed"));
-    signals.abort();
-    cancel.cancel();
-    for t in tasks {
-        let _ = t.await;
+    if let Ok(name) = std::env::var("FLEETWATCH_TEST_FAIL_COMPONENT") {
+        // For the supervision test: a component that fails at run time, by name.
+        components.push(Box::new(Task::new(name, |_c| async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Err::<(), BoxError>("failing on purpose (FLEETWATCH_TEST_FAIL_COMPONENT)".into())
+        })));
     }
-    opened.close().await?;
-    tracing::info!("stopped cleanly");
-    result
+    supervise(components, cancel, STOP_GRACE).await?;
+    Ok(())
 }

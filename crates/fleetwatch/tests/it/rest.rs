@@ -419,7 +419,7 @@ async fn metrics_count_traffic_and_pass_promtool() {
         text.contains("fleetwatch_append_latency_seconds_count{topic=\"m\"} 3"),
         "{text}"
     );
-    assert!(text.contains("fleetwatch_http_requests_total{method=\"POST\",route=\"/topics/{topic}\",status=\"200\"} 3"), "{text}");
+    assert!(text.contains("fleetwatch_http_requests_total{method=\"POST\",route=\"/topics/{topic}\",server=\"http\",status=\"200\"} 3"), "{text}");
     let mut child = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

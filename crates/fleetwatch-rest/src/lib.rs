@@ -1,27 +1,37 @@
-//! The HTTP API on `http.listen`: Confluent REST Proxy v2 produce and consumer endpoints,
-//! v3-style topic and consumer-group admin, `/health` and `/metrics`.
+//! # fleetwatch-rest — the Confluent REST Proxy–compatible HTTP API
+//!
+//! Owns the API on `http.listen`: REST Proxy v2 produce (JSON-embedded and binary records)
+//! and consumer instances (members of consumer groups held between requests), v3-style topic
+//! and consumer-group admin, its request/response types ([`types`]), its error codes and the
+//! one error → HTTP mapping ([`error`]), and its config ([`RestConfig`]).
+//!
+//! It stands on the `fleetwatch_core::Log` trait only, and routes produce requests through
+//! `fleetwatch_core::produce` like every other producer; it must not know which backend is
+//! below, nor how it is served: the app gives [`router`] the common HTTP layers of
+//! `fleetwatch-server` and serves it. Internal topics are refused to clients here (delete,
+//! produce, config changes, creation), as core decides which are internal.
 
+mod config;
 mod consumers;
 pub mod error;
+mod produce;
 pub mod types;
 
-use crate::config::HttpConfig;
-use crate::metrics::Metrics;
+pub use config::RestConfig;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use error::{ApiError, ApiResult};
+use error::{ApiError, ApiResult, Code};
 use fleetwatch_core::partitioner::Partitioner;
-use fleetwatch_core::{
-    Header, INTERNAL_OFFSETS_TOPIC, Log, LogError, OffsetSpec, Record, TopicConfig, now_ms,
-};
+use fleetwatch_core::{Log, LogError, OffsetSpec, TopicConfig, check_client_write};
+use fleetwatch_metrics::{IntGauge, Metrics, MetricsResult};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,40 +40,57 @@ use types::*;
 /// The cluster id reported by the v3 endpoints.
 pub const CLUSTER_ID: &str = "fleetwatch";
 
-/// Shared state of the HTTP API.
+/// This API's metrics (the log's own are counted by whoever wraps the `Log`).
+#[derive(Clone)]
+pub struct RestMetrics {
+    /// Consumer instances open.
+    pub consumer_instances: IntGauge,
+}
+
+impl RestMetrics {
+    /// Registers them.
+    pub fn new(metrics: &Metrics) -> MetricsResult<Self> {
+        Ok(RestMetrics {
+            consumer_instances: metrics.gauge1(
+                "fleetwatch_consumer_instances",
+                "Consumer instances open in the REST Proxy API.",
+            )?,
+        })
+    }
+}
+
+/// Shared state of the API.
 pub struct AppState {
-    /// The log (metered).
+    /// The log.
     pub log: Arc<dyn Log>,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
     /// `[http]` settings.
-    pub http: HttpConfig,
+    pub config: RestConfig,
     /// Round-robin for unkeyed records.
     pub partitioner: Partitioner,
     /// Consumer instances.
-    pub consumers: consumers::Instances,
-    /// What recovery cut at start, for `/health`.
-    pub recovery_cuts: Vec<String>,
+    consumers: consumers::Instances,
+    metrics: RestMetrics,
 }
 
 impl AppState {
     /// State over `log`.
-    pub fn new(
-        log: Arc<dyn Log>,
-        metrics: Arc<Metrics>,
-        http: HttpConfig,
-        recovery_cuts: Vec<String>,
-    ) -> Arc<Self> {
+    pub fn new(log: Arc<dyn Log>, config: RestConfig, metrics: RestMetrics) -> Arc<Self> {
         Arc::new(AppState {
             log,
-            metrics,
-            http,
+            config,
             partitioner: Partitioner::new(),
             consumers: consumers::Instances::default(),
-            recovery_cuts,
+            metrics,
         })
     }
+
+    /// Number of open consumer instances.
+    pub fn consumer_instances(&self) -> usize {
+        self.consumers.len()
+    }
 }
+
+pub use consumers::run_expiry;
 
 /// Key/value encoding of REST Proxy v2 records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,28 +111,22 @@ impl Format {
 }
 
 /// A JSON response with REST Proxy's content type.
-fn v2_json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+pub(crate) fn v2_json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (status, [(header::CONTENT_TYPE, CT_V2)], bytes).into_response(),
-        Err(e) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            50001,
-            format!("encoding response: {e}"),
-        )
-        .into_response(),
+        Err(e) => ApiError::new(Code::Storage, format!("encoding response: {e}")).into_response(),
     }
 }
 
 /// Parses a JSON body, naming where it is wrong.
-fn parse_body<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
     what: &str,
 ) -> ApiResult<T> {
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                41301,
+                Code::TooLarge,
                 format!("{what}: request body is larger than http.max_request_bytes"),
             )
         } else {
@@ -117,7 +138,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(
 }
 
 /// Like [`parse_body`], but an empty body is the default value.
-fn parse_optional_body<T: serde::de::DeserializeOwned + Default>(
+pub(crate) fn parse_optional_body<T: serde::de::DeserializeOwned + Default>(
     body: Result<Bytes, BytesRejection>,
     what: &str,
 ) -> ApiResult<T> {
@@ -127,7 +148,7 @@ fn parse_optional_body<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-fn content_format(headers: &HeaderMap) -> ApiResult<Format> {
+pub(crate) fn content_format(headers: &HeaderMap) -> ApiResult<Format> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -152,153 +173,26 @@ fn content_format(headers: &HeaderMap) -> ApiResult<Format> {
     }
 }
 
-/// Encodes a key or value of a produce request as bytes.
-fn to_bytes(v: Option<serde_json::Value>, format: Format, at: &str) -> ApiResult<Option<Bytes>> {
-    match (v, format) {
-        (None | Some(serde_json::Value::Null), _) => Ok(None),
-        (Some(v), Format::Json) => serde_json::to_vec(&v)
-            .map(|b| Some(Bytes::from(b)))
-            .map_err(|e| ApiError::conversion(format!("{at}: {e}"))),
-        (Some(serde_json::Value::String(s)), Format::Binary) => B64
-            .decode(s.as_bytes())
-            .map(|b| Some(Bytes::from(b)))
-            .map_err(|e| ApiError::conversion(format!("{at} is not valid base64: {e}"))),
-        (Some(other), Format::Binary) => Err(ApiError::conversion(format!(
-            "{at} must be a base64 string in binary format, not {other}"
-        ))),
-    }
+/// A stored key or value as a consumer of `format` sees it: the JSON text exactly as it was
+/// produced (big integers, key order and duplicate keys intact), base64 for binary, and a
+/// JSON string for stored bytes that are not JSON.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(crate) enum Embedded<'a> {
+    Raw(&'a serde_json::value::RawValue),
+    Text(String),
 }
 
-/// Decodes stored bytes for a consumer in `format`.
-pub(crate) fn from_bytes(b: Option<&Bytes>, format: Format) -> Option<serde_json::Value> {
+pub(crate) fn embedded(b: Option<&Bytes>, format: Format) -> Option<Embedded<'_>> {
     let b = b?;
     Some(match format {
-        Format::Binary => serde_json::Value::String(B64.encode(b)),
-        Format::Json => serde_json::from_slice(b).unwrap_or_else(|_| {
+        Format::Binary => Embedded::Text(B64.encode(b)),
+        Format::Json => match serde_json::from_slice::<&serde_json::value::RawValue>(b) {
+            Ok(raw) => Embedded::Raw(raw),
             // Bytes that are not JSON are shown as a string rather than dropped.
-            serde_json::Value::String(String::from_utf8_lossy(b).into_owned())
-        }),
-    })
-}
-
-async fn partition_count(state: &AppState, topic: &str) -> ApiResult<i32> {
-    match state.log.partition_count(topic).await {
-        Err(LogError::UnknownTopic(_)) if state.http.auto_create_partitions > 0 => {
-            state
-                .log
-                .ensure_topic(
-                    topic,
-                    TopicConfig::with_partitions(state.http.auto_create_partitions),
-                )
-                .await?;
-            Ok(state.log.partition_count(topic).await?)
-        }
-        other => Ok(other?),
-    }
-}
-
-async fn produce(
-    state: &AppState,
-    topic: &str,
-    fixed_partition: Option<i32>,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
-    let format = content_format(headers)?;
-    let req: ProduceRequest = parse_body(body, &format!("produce to {topic}"))?;
-    if req.records.is_empty() {
-        return Err(ApiError::malformed(
-            "records: at least one record is required",
-        ));
-    }
-    let n = partition_count(state, topic).await?;
-    let now = now_ms();
-    let mut groups: BTreeMap<i32, (Vec<usize>, Vec<Record>)> = BTreeMap::new();
-    for (i, r) in req.records.into_iter().enumerate() {
-        let key = to_bytes(r.key, format, &format!("records[{i}].key"))?;
-        let value = to_bytes(r.value, format, &format!("records[{i}].value"))?;
-        let mut rec_headers = Vec::with_capacity(r.headers.len());
-        for (j, h) in r.headers.into_iter().enumerate() {
-            let value = match h.value {
-                None => None,
-                Some(s) => Some(Bytes::from(B64.decode(s.as_bytes()).map_err(|e| {
-                    ApiError::conversion(format!(
-                        "records[{i}].headers[{j}].value is not valid base64: {e}"
-                    ))
-                })?)),
-            };
-            rec_headers.push(Header { key: h.name, value });
-        }
-        let partition = match fixed_partition.or(r.partition) {
-            Some(p) if (0..n).contains(&p) => p,
-            Some(p) => {
-                return Err(LogError::UnknownPartition {
-                    topic: topic.to_string(),
-                    partition: p,
-                    partitions: n,
-                }
-                .into());
-            }
-            None => state.partitioner.partition(key.as_deref(), n),
-        };
-        let record = Record {
-            key,
-            value,
-            headers: rec_headers,
-            timestamp: r.timestamp.unwrap_or(now),
-            timestamp_type: fleetwatch_core::TimestampType::CreateTime,
-        };
-        let g = groups.entry(partition).or_default();
-        g.0.push(i);
-        g.1.push(record);
-    }
-    let total: usize = groups.values().map(|g| g.0.len()).sum();
-    let results = futures::future::join_all(groups.into_iter().map(|(p, (idx, recs))| {
-        let log = state.log.clone();
-        async move { (p, idx, log.append(topic, p, &recs).await) }
-    }))
-    .await;
-    let mut offsets: Vec<Option<ProduceOffset>> = vec![None; total];
-    let mut first_error: Option<LogError> = None;
-    let mut any_ok = false;
-    for (p, idx, result) in results {
-        match result {
-            Ok(ack) => {
-                any_ok = true;
-                for (i, o) in idx.into_iter().zip(ack.offsets) {
-                    offsets[i] = Some(ProduceOffset {
-                        partition: p,
-                        offset: o,
-                        error_code: None,
-                        error: None,
-                    });
-                }
-            }
-            Err(e) => {
-                let (_, code) = error::status_and_code(&e);
-                for i in idx {
-                    offsets[i] = Some(ProduceOffset {
-                        partition: p,
-                        offset: -1,
-                        error_code: Some(code),
-                        error: Some(e.to_string()),
-                    });
-                }
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if let (false, Some(e)) = (any_ok, first_error) {
-        return Err(e.into());
-    }
-    Ok(v2_json(
-        StatusCode::OK,
-        &ProduceResponse {
-            key_schema_id: None,
-            value_schema_id: None,
-            offsets: offsets.into_iter().flatten().collect(),
+            Err(_) => Embedded::Text(String::from_utf8_lossy(b).into_owned()),
         },
-    ))
+    })
 }
 
 async fn post_topic(
@@ -307,7 +201,7 @@ async fn post_topic(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    produce(&state, &topic, None, &headers, body).await
+    produce::produce(&state, &topic, None, &headers, body).await
 }
 
 async fn post_partition(
@@ -316,7 +210,7 @@ async fn post_partition(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    produce(&state, &topic, Some(partition), &headers, body).await
+    produce::produce(&state, &topic, Some(partition), &headers, body).await
 }
 
 async fn list_topics(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
@@ -331,7 +225,7 @@ async fn topic_data(state: &AppState, topic: &str) -> ApiResult<TopicData> {
         cluster_id: CLUSTER_ID.into(),
         topic_name: d.name.clone(),
         partitions_count: d.partitions.len() as i32,
-        is_internal: d.name.starts_with('_'),
+        is_internal: fleetwatch_core::is_internal_topic(&d.name),
         configs: d
             .config
             .to_properties()
@@ -429,8 +323,7 @@ async fn get_partition_offsets(
 fn check_cluster(cluster: &str) -> ApiResult<()> {
     if cluster != CLUSTER_ID {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            40404,
+            Code::ClusterNotFound,
             format!("cluster {cluster:?} not found (this one is {CLUSTER_ID:?})"),
         ));
     }
@@ -457,7 +350,7 @@ async fn v3_list_topics(
         match topic_data(&state, &t).await {
             Ok(d) => data.push(d),
             // deleted meanwhile
-            Err(e) if e.code() == 40401 => {}
+            Err(e) if e.code() == Code::TopicNotFound => {}
             Err(e) => return Err(e),
         }
     }
@@ -477,6 +370,7 @@ async fn v3_create_topic(
 ) -> ApiResult<Response> {
     check_cluster(&cluster)?;
     let req: CreateTopic = parse_body(body, "create topic")?;
+    check_client_write(&req.topic_name, "creation")?;
     let mut config = TopicConfig::with_partitions(req.partitions_count.unwrap_or(1));
     for c in &req.configs {
         config.apply_property(&c.name, &c.value)?;
@@ -500,13 +394,7 @@ async fn v3_delete_topic(
     Path((cluster, topic)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     check_cluster(&cluster)?;
-    if topic == INTERNAL_OFFSETS_TOPIC {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            42201,
-            format!("{topic} is internal and cannot be deleted"),
-        ));
-    }
+    check_client_write(&topic, "delete")?;
     state.log.delete_topic(&topic).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -572,75 +460,25 @@ async fn v3_get_group(
     let known = state.log.list_groups().await?;
     if !known.contains(&group) {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            40405,
+            Code::GroupNotFound,
             format!("consumer group {group:?} not found"),
         ));
     }
     Ok(v2_json(StatusCode::OK, &group_data(&state, &group).await?))
 }
 
-async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let ok = state.log.list_topics().await.is_ok();
-    let body = Health {
-        status: if ok { "ok" } else { "unavailable" }.into(),
-        backend: state.log.backend_name().into(),
-        recovery_cuts: state.recovery_cuts.clone(),
-    };
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, axum::Json(body)).into_response()
-}
-
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    state.metrics.refresh_lag(&*state.log).await;
-    state
-        .metrics
-        .consumer_instances
-        .set(state.consumers.len() as i64);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.encode(),
-    )
-        .into_response()
-}
-
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
-        40400,
+        Code::NoEndpoint,
         format!("no such endpoint: {}", uri.path()),
     )
 }
 
-async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let method = req.method().to_string();
-    let resp = next.run(req).await;
-    state
-        .metrics
-        .http_requests
-        .with_label_values(&[route.as_str(), method.as_str(), resp.status().as_str()])
-        .inc();
-    resp
-}
-
-/// The router of the HTTP API.
+/// The router of the API (without the common layers: the server adds them).
 pub fn router(state: Arc<AppState>) -> Router {
     let c = "/consumers/{group}/instances/{instance}";
     Router::new()
         .route("/", get(|| async { axum::Json(serde_json::json!({})) }))
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
         .route("/topics", get(list_topics))
         .route("/topics/{topic}", get(get_topic).post(post_topic))
         .route("/topics/{topic}/partitions", get(get_partitions))
@@ -696,9 +534,5 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(v3_get_group),
         )
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
-        .layer(DefaultBodyLimit::max(state.http.max_request_bytes))
         .with_state(state)
 }
-
-pub(crate) use consumers::run_expiry;

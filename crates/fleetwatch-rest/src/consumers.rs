@@ -3,34 +3,73 @@
 
 use super::error::{ApiError, ApiResult};
 use super::types::*;
-use super::{AppState, Format, from_bytes, parse_body, parse_optional_body, v2_json};
+use super::{AppState, Format, embedded, parse_body, parse_optional_body, v2_json};
+use crate::error::Code;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use fleetwatch_core::{
-    GroupConsumer, JoinOptions, OffsetCommit, OffsetSpec, ReadLimits, TopicPartition,
+    GroupConsumer, JoinOptions, LogError, OffsetCommit, OffsetSpec, ReadLimits, TopicPartition,
+    Watermarks,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// One consumer instance. Its settings are fixed at creation; what changes is split so that
+/// nothing waits behind a long fetch: the subscription and last use are behind a plain mutex
+/// (held for microseconds), the group member behind an async one that a fetch holds only in
+/// short slices, yielding as soon as another request wants it ([`Instance::want`]), and a
+/// delete cancels a running fetch at once.
 struct Instance {
     group: String,
     name: String,
     format: Format,
     reset: OffsetSpec,
     auto_commit: bool,
+    meta: Mutex<Meta>,
+    member: tokio::sync::Mutex<Option<Box<dyn GroupConsumer>>>,
+    /// Requests waiting for the member; a fetch in progress yields to them.
+    waiting: AtomicUsize,
+    /// Fired when the instance is deleted or expires.
+    closing: CancellationToken,
+}
+
+struct Meta {
     topics: Vec<String>,
-    member: Option<Box<dyn GroupConsumer>>,
     last_used: Instant,
 }
 
-type Shared = Arc<tokio::sync::Mutex<Instance>>;
+/// A fetch waits for data in slices of at most this long, so that a commit, seek or
+/// subscription change waits at most this long behind it.
+const FETCH_SLICE: Duration = Duration::from_millis(100);
+
+impl Instance {
+    fn meta(&self) -> std::sync::MutexGuard<'_, Meta> {
+        self.meta.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts as activity for expiry.
+    fn touch(&self) {
+        self.meta().last_used = Instant::now();
+    }
+
+    /// The member, for a request other than a fetch: a fetch in progress yields to it.
+    async fn want(&self) -> tokio::sync::MutexGuard<'_, Option<Box<dyn GroupConsumer>>> {
+        self.touch();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let guard = self.member.lock().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        guard
+    }
+}
+
+type Shared = Arc<Instance>;
 
 /// The consumer instances of the HTTP API.
 #[derive(Default)]
@@ -50,21 +89,41 @@ impl Instances {
     }
 
     fn get(&self, group: &str, instance: &str) -> ApiResult<Shared> {
-        self.map()
+        let inst = self
+            .map()
             .get(&(group.to_string(), instance.to_string()))
             .cloned()
-            .ok_or_else(|| ApiError::no_instance(group, instance))
+            .ok_or_else(|| ApiError::no_instance(group, instance))?;
+        inst.touch();
+        Ok(inst)
     }
 
     fn remove(&self, group: &str, instance: &str) -> Option<Shared> {
-        self.map()
-            .remove(&(group.to_string(), instance.to_string()))
+        let inst = self
+            .map()
+            .remove(&(group.to_string(), instance.to_string()));
+        if let Some(i) = &inst {
+            i.closing.cancel();
+        }
+        inst
     }
 }
 
-/// Removes instances idle for longer than the configured timeout, until cancelled.
-pub async fn run_expiry(state: Arc<AppState>, cancel: CancellationToken) {
-    let timeout = Duration::from_millis(state.http.consumer_instance_timeout_ms);
+async fn leave(inst: &Instance) -> Result<(), fleetwatch_core::LogError> {
+    let member = inst.want().await.take();
+    match member {
+        Some(m) => m.leave().await,
+        None => Ok(()),
+    }
+}
+
+/// Removes instances idle for longer than the configured timeout, until cancelled; then
+/// leaves every group so that other members take over at once.
+pub async fn run_expiry(
+    state: Arc<AppState>,
+    cancel: CancellationToken,
+) -> Result<(), std::convert::Infallible> {
+    let timeout = Duration::from_millis(state.config.consumer_instance_timeout_ms);
     let mut tick = tokio::time::interval(
         timeout
             .min(Duration::from_secs(5))
@@ -75,33 +134,33 @@ pub async fn run_expiry(state: Arc<AppState>, cancel: CancellationToken) {
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let all: Vec<((String, String), Shared)> = state
+        state
+            .metrics
+            .consumer_instances
+            .set(state.consumers.len() as i64);
+        let idle: Vec<(String, String)> = state
             .consumers
             .map()
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .filter(|(_, v)| v.meta().last_used.elapsed() > timeout)
+            .map(|(k, _)| k.clone())
             .collect();
-        for ((group, name), inst) in all {
-            let Ok(mut guard) = inst.try_lock() else {
-                continue;
-            };
-            if guard.last_used.elapsed() > timeout {
+        for (group, name) in idle {
+            if let Some(inst) = state.consumers.remove(&group, &name) {
                 tracing::info!(group = %group, instance = %name, "consumer instance expired");
-                if let Some(m) = guard.member.take() {
-                    let _ = m.leave().await;
+                if let Err(e) = leave(&inst).await {
+                    tracing::warn!(group = %group, instance = %name, error = %e, "leaving the group");
                 }
-                drop(guard);
-                state.consumers.remove(&group, &name);
             }
         }
     }
-    // Leave every group on shutdown so that other members take over at once.
     let all: Vec<Shared> = state.consumers.map().drain().map(|(_, v)| v).collect();
     for inst in all {
-        if let Some(m) = inst.lock().await.member.take() {
-            let _ = m.leave().await;
-        }
+        inst.closing.cancel();
+        let _ = leave(&inst).await;
     }
+    state.metrics.consumer_instances.set(0);
+    Ok(())
 }
 
 fn host(headers: &HeaderMap) -> String {
@@ -125,8 +184,7 @@ pub async fn create(
         "json" => Format::Json,
         other => {
             return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                42204,
+                Code::InvalidConsumerConfig,
                 format!("format {other:?} is not supported: use \"json\" or \"binary\""),
             ));
         }
@@ -136,8 +194,7 @@ pub async fn create(
         "latest" | "largest" => OffsetSpec::Latest,
         other => {
             return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                42204,
+                Code::InvalidConsumerConfig,
                 format!("auto.offset.reset {other:?} must be \"earliest\" or \"latest\""),
             ));
         }
@@ -147,8 +204,7 @@ pub async fn create(
         v if v.eq_ignore_ascii_case("false") => false,
         other => {
             return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                42204,
+                Code::InvalidConsumerConfig,
                 format!("auto.commit.enable {other:?} must be \"true\" or \"false\""),
             ));
         }
@@ -164,24 +220,28 @@ pub async fn create(
         let mut map = state.consumers.map();
         if map.contains_key(&key) {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                40902,
+                Code::InstanceExists,
                 format!("consumer instance {name:?} already exists in group {group:?}"),
             ));
         }
         map.insert(
             key,
-            Arc::new(tokio::sync::Mutex::new(Instance {
+            Arc::new(Instance {
                 group: group.clone(),
                 name: name.clone(),
                 format,
                 reset,
                 auto_commit,
-                topics: Vec::new(),
-                member: None,
-                last_used: Instant::now(),
-            })),
+                meta: Mutex::new(Meta {
+                    topics: Vec::new(),
+                    last_used: Instant::now(),
+                }),
+                member: tokio::sync::Mutex::new(None),
+                waiting: AtomicUsize::new(0),
+                closing: CancellationToken::new(),
+            }),
         );
+        state.metrics.consumer_instances.set(map.len() as i64);
     }
     Ok(v2_json(
         StatusCode::OK,
@@ -203,9 +263,11 @@ pub async fn delete(
         .consumers
         .remove(&group, &instance)
         .ok_or_else(|| ApiError::no_instance(&group, &instance))?;
-    if let Some(m) = inst.lock().await.member.take() {
-        m.leave().await?;
-    }
+    state
+        .metrics
+        .consumer_instances
+        .set(state.consumers.len() as i64);
+    leave(&inst).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -221,17 +283,16 @@ pub async fn subscribe(
         ));
     }
     let inst = state.consumers.get(&group, &instance)?;
-    let mut inst = inst.lock().await;
-    inst.last_used = Instant::now();
-    if let Some(old) = inst.member.take() {
+    let mut member = inst.want().await;
+    if let Some(old) = member.take() {
         old.leave().await?;
     }
     let mut opts = JoinOptions::new(inst.group.clone(), req.topics.clone());
     opts.client_id = inst.name.clone();
     opts.reset = inst.reset;
-    opts.session_timeout = Duration::from_millis(state.http.consumer_session_timeout_ms);
-    inst.member = Some(state.log.join_group(opts).await?);
-    inst.topics = req.topics;
+    opts.session_timeout = Duration::from_millis(state.config.consumer_session_timeout_ms);
+    *member = Some(state.log.join_group(opts).await?);
+    inst.meta().topics = req.topics;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -240,13 +301,8 @@ pub async fn get_subscription(
     Path((group, instance)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let inst = state.consumers.get(&group, &instance)?;
-    let inst = inst.lock().await;
-    Ok(v2_json(
-        StatusCode::OK,
-        &Subscription {
-            topics: inst.topics.clone(),
-        },
-    ))
+    let topics = inst.meta().topics.clone();
+    Ok(v2_json(StatusCode::OK, &Subscription { topics }))
 }
 
 pub async fn unsubscribe(
@@ -254,18 +310,14 @@ pub async fn unsubscribe(
     Path((group, instance)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let inst = state.consumers.get(&group, &instance)?;
-    let mut inst = inst.lock().await;
-    if let Some(m) = inst.member.take() {
-        m.leave().await?;
-    }
-    inst.topics.clear();
+    leave(&inst).await?;
+    inst.meta().topics.clear();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn not_subscribed(group: &str, instance: &str) -> ApiError {
     ApiError::new(
-        StatusCode::CONFLICT,
-        40903,
+        Code::NotSubscribed,
         format!("consumer instance {instance:?} of group {group:?} is not subscribed to any topic"),
     )
 }
@@ -275,9 +327,8 @@ pub async fn assignments(
     Path((group, instance)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let inst = state.consumers.get(&group, &instance)?;
-    let mut inst = inst.lock().await;
-    inst.last_used = Instant::now();
-    let partitions = match inst.member.as_mut() {
+    let mut member = inst.want().await;
+    let partitions = match member.as_mut() {
         Some(m) => m.assignment().await?.partitions,
         None => Vec::new(),
     };
@@ -295,6 +346,17 @@ pub async fn assignments(
     ))
 }
 
+/// One record of a fetch answer, serialised straight from the stored bytes.
+#[derive(serde::Serialize)]
+struct ConsumedOut<'a> {
+    topic: &'a str,
+    key: Option<super::Embedded<'a>>,
+    value: Option<super::Embedded<'a>>,
+    partition: i32,
+    offset: i64,
+    timestamp: i64,
+}
+
 #[derive(Deserialize)]
 pub struct RecordsQuery {
     timeout: Option<u64>,
@@ -308,8 +370,6 @@ pub async fn records(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let inst = state.consumers.get(&group, &instance)?;
-    let mut inst = inst.lock().await;
-    inst.last_used = Instant::now();
     let format = inst.format;
     if let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
         let wants_other = match format {
@@ -318,8 +378,7 @@ pub async fn records(
         };
         if wants_other {
             return Err(ApiError::new(
-                StatusCode::NOT_ACCEPTABLE,
-                40601,
+                Code::NotAcceptable,
                 format!(
                     "the consumer was created with format {format:?}; ask for {}",
                     format.content_type()
@@ -327,35 +386,54 @@ pub async fn records(
             ));
         }
     }
-    let limits = ReadLimits {
-        max_records: 10_000,
-        max_bytes: q.max_bytes.unwrap_or(64 * 1024 * 1024).max(1),
-        max_wait: Duration::from_millis(q.timeout.unwrap_or(1000).min(60_000)),
+    let asked = q.timeout.unwrap_or(1000);
+    let wait = Duration::from_millis(asked.min(state.config.consumer_request_timeout_ms));
+    let max_bytes = q.max_bytes.unwrap_or(64 * 1024 * 1024).max(1);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut member = inst.member.lock().await;
+    let batches = loop {
+        let m = member
+            .as_mut()
+            .ok_or_else(|| not_subscribed(&group, &instance))?;
+        let now = tokio::time::Instant::now();
+        let slice = deadline.saturating_duration_since(now).min(FETCH_SLICE);
+        let limits = ReadLimits {
+            max_records: 10_000,
+            max_bytes,
+            max_wait: slice,
+        };
+        let batches = tokio::select! {
+            polled = m.poll(limits) => polled?,
+            _ = inst.closing.cancelled() => return Err(ApiError::no_instance(&group, &instance)),
+        };
+        if !batches.is_empty()
+            || tokio::time::Instant::now() >= deadline
+            || inst.waiting.load(Ordering::SeqCst) > 0
+        {
+            break batches;
+        }
     };
-    let auto_commit = inst.auto_commit;
-    let member = inst
-        .member
-        .as_mut()
-        .ok_or_else(|| not_subscribed(&group, &instance))?;
-    let batches = member.poll(limits).await?;
-    if auto_commit {
-        member.commit_position().await?;
+    if inst.auto_commit
+        && let Some(m) = member.as_mut()
+    {
+        m.commit_position().await?;
     }
+    drop(member);
+    inst.touch();
     let mut out = Vec::new();
-    for b in batches {
-        for r in b.records {
-            out.push(ConsumedJson {
-                topic: b.topic.clone(),
-                key: from_bytes(r.record.key.as_ref(), format),
-                value: from_bytes(r.record.value.as_ref(), format),
+    for b in &batches {
+        for r in &b.records {
+            out.push(ConsumedOut {
+                topic: &b.topic,
+                key: embedded(r.record.key.as_ref(), format),
+                value: embedded(r.record.value.as_ref(), format),
                 partition: r.partition,
                 offset: r.offset,
                 timestamp: r.record.timestamp,
             });
         }
     }
-    let body = serde_json::to_vec(&out)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, 50001, e.to_string()))?;
+    let body = serde_json::to_vec(&out).map_err(|e| ApiError::new(Code::Storage, e.to_string()))?;
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, format.content_type())],
@@ -371,10 +449,8 @@ pub async fn commit(
 ) -> ApiResult<Response> {
     let req: OffsetsBody = parse_optional_body(body, "commit offsets")?;
     let inst = state.consumers.get(&group, &instance)?;
-    let mut inst = inst.lock().await;
-    inst.last_used = Instant::now();
-    let member = inst
-        .member
+    let mut guard = inst.want().await;
+    let member = guard
         .as_mut()
         .ok_or_else(|| not_subscribed(&group, &instance))?;
     if req.offsets.is_empty() {
@@ -500,10 +576,8 @@ async fn seek_all(
         return Err(ApiError::malformed("no partitions given"));
     }
     let inst = state.consumers.get(group, instance)?;
-    let mut inst = inst.lock().await;
-    inst.last_used = Instant::now();
-    let member = inst
-        .member
+    let mut guard = inst.want().await;
+    let member = guard
         .as_mut()
         .ok_or_else(|| not_subscribed(group, instance))?;
     for (tp, pos) in targets {
@@ -514,13 +588,45 @@ async fn seek_all(
                     tp.topic, tp.partition
                 )));
             }
-            Position::At(o) => o,
+            Position::At(o) => {
+                let owned = member.assignment().await?.partitions;
+                if !owned.contains(&tp) {
+                    return Err(ApiError::new(
+                        Code::NotSubscribed,
+                        format!(
+                            "{}-{} is not assigned to consumer instance {instance:?} of group {group:?}",
+                            tp.topic, tp.partition
+                        ),
+                    ));
+                }
+                // A position outside the partition is refused (41601), not silently moved.
+                let log_start = state
+                    .log
+                    .offset_for(&tp.topic, tp.partition, OffsetSpec::Earliest)
+                    .await?;
+                let high = state
+                    .log
+                    .offset_for(&tp.topic, tp.partition, OffsetSpec::Latest)
+                    .await?;
+                let w = Watermarks { log_start, high };
+                if !w.contains(o) {
+                    return Err(LogError::OffsetOutOfRange {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        offset: o,
+                        log_start,
+                        high_watermark: high,
+                    }
+                    .into());
+                }
+                o
+            }
             Position::Spec(spec) => state.log.offset_for(&tp.topic, tp.partition, spec).await?,
         };
         member
             .seek(&tp, offset)
             .await
-            .map_err(|e| ApiError::new(StatusCode::CONFLICT, 40903, e.to_string()))?;
+            .map_err(|e| ApiError::new(Code::NotSubscribed, e.to_string()))?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
