@@ -39,4 +39,4 @@ mod segment;
 
 pub use batch::{BatchError, BatchHeader, decode_header, decode_records, encode, encoded_len};
 pub use embedded::{EmbeddedConfig, EmbeddedLog, FsyncPolicy};
-pub use partition::RecoveryCut;
+pub use partition::{RecoveryCut, RecoveryStats};
