@@ -1037,3 +1037,58 @@ impl GroupConsumer for EmbeddedMember {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn receivers(log: &EmbeddedLog, topic: &str) -> usize {
+        log.topic(topic).unwrap().appended.receiver_count()
+    }
+
+    /// A group poll waits only on the topics it reads: appends to other topics do not wake
+    /// it, appends to any of its partitions do (no sleep loop).
+    #[tokio::test]
+    async fn group_polls_are_woken_only_by_their_own_topics() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedConfig::at(dir.path()).build().unwrap();
+        log.create_topic("a", TopicConfig::with_partitions(2))
+            .await
+            .unwrap();
+        log.create_topic("b", TopicConfig::with_partitions(1))
+            .await
+            .unwrap();
+        let mut m = log
+            .join_group(JoinOptions::new("g", vec!["a".into()]))
+            .await
+            .unwrap();
+        m.assignment().await.unwrap();
+        let poller = tokio::spawn(async move {
+            let limits = ReadLimits {
+                max_wait: Duration::from_secs(30),
+                ..Default::default()
+            };
+            let started = std::time::Instant::now();
+            let got = m.poll(limits).await.unwrap();
+            (got, started.elapsed())
+        });
+        while receivers(&log, "a") == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(receivers(&log, "b"), 0, "the poller waits on topic b too");
+        for _ in 0..20 {
+            log.append("b", 0, &[Record::from_value("x")])
+                .await
+                .unwrap();
+        }
+        assert!(!poller.is_finished());
+        log.append("a", 1, &[Record::from_value("y")])
+            .await
+            .unwrap();
+        let (got, waited) = poller.await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].records[0].partition, 1);
+        assert!(waited < Duration::from_secs(10), "{waited:?}");
+    }
+}

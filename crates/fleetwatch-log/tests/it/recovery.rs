@@ -467,3 +467,117 @@ async fn reads_check_checksums_and_name_the_damage() {
     let b = log.read("t", 0, 599, ReadLimits::default()).await.unwrap();
     assert_eq!(b.records[0].offset, 599);
 }
+
+#[tokio::test]
+async fn damage_in_a_sealed_segment_after_a_clean_stop_is_served_around() {
+    use fleetwatch_core::{LogAdmin, LogError};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = EmbeddedConfig::at(dir.path());
+    {
+        let log = cfg.build().unwrap();
+        log.create_topic("t", small_segments()).await.unwrap();
+        fill(&log, "t", 600, 5).await;
+        log.close().await.unwrap();
+    }
+    let segs = segment_files(dir.path(), "t");
+    let victim = &segs[1];
+    let base = base_of(victim);
+    let next_base = base_of(&segs[2]);
+    overwrite(victim, 8000, b"\x00\x01\x02");
+    // clean stop: the sealed segment is not scanned, the damage is found by reads
+    let log = cfg.build().unwrap();
+    assert!(log.health().degraded.is_empty());
+    // every intact batch before the damage is served
+    let mut next = base;
+    let mut served = Vec::new();
+    let err = loop {
+        match log.read("t", 0, next, ReadLimits::default()).await {
+            Ok(b) => {
+                assert!(!b.records.is_empty());
+                served.extend(b.records.iter().map(|r| r.offset));
+                next = b.next_offset(next);
+            }
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(served, (base..next).collect::<Vec<_>>());
+    assert!(next > base && next < next_base, "{next}");
+    // the error comes when the damaged batch is the first thing to serve, names the file
+    // and byte, and says where intact records resume
+    assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("{base:020}.log")) && msg.contains("at byte"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("resume at offset {}", next + 5)),
+        "{msg}"
+    );
+    // it stays an error there (nothing silently skipped) ...
+    assert!(
+        log.read("t", 0, next + 2, ReadLimits::default())
+            .await
+            .is_err()
+    );
+    // ... reads before it still work ...
+    let b = log.read("t", 0, base, ReadLimits::default()).await.unwrap();
+    assert_eq!(b.records[0].offset, base);
+    // ... and a reader seeking past it goes on, through the rest of the segment and beyond
+    let mut from = next + 5;
+    let mut rest = Vec::new();
+    loop {
+        let b = log.read("t", 0, from, ReadLimits::default()).await.unwrap();
+        if b.records.is_empty() {
+            break;
+        }
+        rest.extend(b.records.iter().map(|r| r.offset));
+        from = b.next_offset(from);
+    }
+    assert_eq!(rest, (next + 5..600).collect::<Vec<_>>());
+    // and the partition is reported degraded, with file and byte
+    let h = log.health();
+    assert_eq!(h.degraded.len(), 1, "{h:?}");
+    let reason = &h.degraded[0].reason;
+    assert!(
+        reason.contains("checksum failure found on read")
+            && reason.contains(&format!("{base:020}.log")),
+        "{reason}"
+    );
+    assert_eq!(corrupt_files(dir.path(), "t").len(), 1);
+}
+
+#[tokio::test]
+async fn damage_in_one_partition_does_not_stop_a_group_poll_of_the_others() {
+    use fleetwatch_core::{JoinOptions, LogGroups};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = EmbeddedConfig::at(dir.path());
+    {
+        let log = cfg.build().unwrap();
+        log.create_topic("t", TopicConfig::with_partitions(2))
+            .await
+            .unwrap();
+        log.append("t", 0, &[rec(0), rec(1)]).await.unwrap();
+        log.append("t", 1, &[rec(0), rec(1)]).await.unwrap();
+        log.close().await.unwrap();
+    }
+    // bit rot in partition 0's first batch while the log is open: found on read
+    let log = cfg.build().unwrap();
+    let p0 = dir.path().join("topics/t/0").join(format!("{:020}.log", 0));
+    overwrite(&p0, 40, b"\xff");
+    log.append("t", 0, &[rec(2)]).await.unwrap();
+    let mut m = log
+        .join_group(JoinOptions::new("g", vec!["t".into()]))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        if let Ok(batches) = m.poll(ReadLimits::default()).await {
+            for b in batches {
+                got.extend(b.records.iter().map(|r| (r.partition, r.offset)));
+            }
+        }
+    }
+    got.sort();
+    assert!(got.contains(&(1, 0)) && got.contains(&(1, 1)), "{got:?}");
+}
