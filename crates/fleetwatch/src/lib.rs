@@ -8,6 +8,7 @@
 pub mod api;
 pub mod backend;
 pub mod bench;
+pub mod bench_recovery;
 pub mod cli;
 pub mod config;
 pub mod metrics;
