@@ -227,6 +227,57 @@ pub fn decode_header(buf: &[u8], verify: bool) -> Result<BatchHeader, BatchError
     })
 }
 
+/// Smallest encoding of one record: timestamp delta, key length, value length and header
+/// count, one byte each.
+pub const MIN_RECORD_LEN: usize = 4;
+
+/// Where a resynchronising scan may accept a batch: offsets it may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetBound {
+    /// The batch's base offset must be at least this (the next offset expected where the
+    /// damage started).
+    pub min_base: i64,
+    /// When set, the base offset may exceed `min_base` by at most one per
+    /// [`MIN_RECORD_LEN`] bytes skipped: the damaged bytes held the missing records.
+    pub per_byte: bool,
+    /// One past the largest offset the batch may hold (the next segment's base).
+    pub max_next: Option<i64>,
+}
+
+/// Whether the bytes at the start of `buf` look like a batch header that fits `bound`, found
+/// `skipped` bytes after the damage began with `remaining` bytes left in the file; returns
+/// the batch's total length. Cheap (no CRC): the caller verifies the CRC of a candidate.
+pub fn plausible_header(
+    buf: &[u8],
+    skipped: u64,
+    remaining: u64,
+    bound: &OffsetBound,
+) -> Option<usize> {
+    if buf.len() < HEADER_LEN || buf[16] != MAGIC || buf[17] > 1 {
+        return None;
+    }
+    let base = le_i64(buf, 0);
+    let total = PREFIX_LEN as u64 + u64::from(le_u32(buf, 8));
+    let count = le_u32(buf, 18);
+    if count == 0
+        || total > remaining
+        || total < (HEADER_LEN + MIN_RECORD_LEN * count as usize) as u64
+        || base < bound.min_base
+    {
+        return None;
+    }
+    let ahead = (base as i128) - (bound.min_base as i128);
+    if bound.per_byte && ahead > i128::from(skipped / MIN_RECORD_LEN as u64) {
+        return None;
+    }
+    if let Some(max) = bound.max_next
+        && (base as i128) + i128::from(count) > i128::from(max)
+    {
+        return None;
+    }
+    usize::try_from(total).ok()
+}
+
 struct Cursor {
     buf: Bytes,
 }
@@ -384,6 +435,26 @@ mod tests {
                 let mut out = Vec::new();
                 let _ = decode_records(Bytes::from(data.clone()), &h, 0, 0, &mut out);
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_real_header_is_plausible_and_garbage_rarely_is(records in proptest::collection::vec(arb_record(), 1..5), base in 0i64..1000, junk in proptest::collection::vec(any::<u8>(), 38..200)) {
+            let mut buf = Vec::new();
+            encode(&mut buf, base, &records);
+            let tight = OffsetBound { min_base: base, per_byte: true, max_next: Some(base + records.len() as i64) };
+            prop_assert_eq!(plausible_header(&buf, 0, buf.len() as u64, &tight), Some(buf.len()));
+            // a batch after `k` lost records, each at least MIN_RECORD_LEN bytes, is accepted
+            let after_loss = OffsetBound { min_base: base - 3, per_byte: true, max_next: None };
+            prop_assert!(plausible_header(&buf, 3 * MIN_RECORD_LEN as u64, buf.len() as u64, &after_loss).is_some());
+            prop_assert!(plausible_header(&buf, 3 * MIN_RECORD_LEN as u64 - 1, buf.len() as u64, &after_loss).is_none());
+            // a batch that runs past the file or past the next segment is not
+            prop_assert!(plausible_header(&buf, 0, buf.len() as u64 - 1, &tight).is_none());
+            let capped = OffsetBound { max_next: Some(base + records.len() as i64 - 1), ..tight };
+            prop_assert!(plausible_header(&buf, 0, buf.len() as u64, &capped).is_none());
+            // garbage never panics
+            let _ = plausible_header(&junk, 0, junk.len() as u64, &tight);
         }
     }
 

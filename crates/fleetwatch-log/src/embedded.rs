@@ -2,14 +2,14 @@
 
 use crate::coordinator::Coordinator;
 use crate::io::{FileOpener, OsFiles, sync_dir, write_atomic};
-use crate::partition::{Partition, PartitionOptions, RecoveryCut};
+use crate::partition::{Partition, PartitionOptions, RecoveryCut, RecoveryStats};
 use async_trait::async_trait;
 use bytes::Bytes;
 use fleetwatch_core::{
     AppendAck, Assignment, GroupConsumer, GroupDescription, GroupOffset, INTERNAL_OFFSETS_TOPIC,
-    JoinOptions, LogAdmin, LogData, LogError, LogGroups, LogResult, OffsetCommit, OffsetSpec,
-    PartitionBatch, PartitionInfo, ReadBatch, ReadLimits, Record, TopicConfig, TopicDescription,
-    TopicPartition, validate_group_id, validate_topic_name,
+    JoinOptions, LogAdmin, LogData, LogError, LogGroups, LogHealth, LogResult, OffsetCommit,
+    OffsetSpec, PartitionBatch, PartitionInfo, ReadBatch, ReadLimits, Record, TopicConfig,
+    TopicDescription, TopicPartition, validate_group_id, validate_topic_name,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -99,6 +99,21 @@ struct Topic {
     config: TopicConfig,
     partitions: Vec<Arc<Partition>>,
     dir: PathBuf,
+    /// Bumped whenever one of its partitions' high watermark moves (wakes the group
+    /// consumers reading this topic, and only them). Dropped with the topic, which wakes
+    /// them too.
+    appended: watch::Sender<u64>,
+}
+
+impl Topic {
+    fn new(config: TopicConfig, partitions: Vec<Arc<Partition>>, dir: PathBuf) -> Self {
+        Topic {
+            config,
+            partitions,
+            dir,
+            appended: watch::channel(0).0,
+        }
+    }
 }
 
 struct Inner {
@@ -112,9 +127,8 @@ struct Inner {
     admin: Mutex<()>,
     coordinator: Coordinator,
     committed: Mutex<Committed>,
-    /// Bumped whenever any partition's high watermark moves (wakes group consumers).
-    appended: watch::Sender<u64>,
     cuts: Vec<RecoveryCut>,
+    stats: RecoveryStats,
     deleted_seq: std::sync::atomic::AtomicU64,
 }
 
@@ -153,6 +167,7 @@ impl EmbeddedLog {
     /// Opens the log at `config.data_dir` with a custom file opener (tests inject faults).
     pub fn open_with(config: EmbeddedConfig, opener: Arc<dyn FileOpener>) -> LogResult<Self> {
         config.validate()?;
+        let started = Instant::now();
         let dir = topics_dir(&config.data_dir);
         std::fs::create_dir_all(&dir)
             .map_err(|e| LogError::io(format!("creating {}", dir.display()), e))?;
@@ -192,7 +207,10 @@ impl EmbeddedLog {
         });
         let mut topics = BTreeMap::new();
         let mut cuts = Vec::new();
-        let (appended, _) = watch::channel(0u64);
+        let mut stats = RecoveryStats {
+            unclean: !clean,
+            ..Default::default()
+        };
         let entries = std::fs::read_dir(&dir)
             .map_err(|e| LogError::io(format!("listing {}", dir.display()), e))?;
         for entry in entries.filter_map(|e| e.ok()) {
@@ -226,21 +244,16 @@ impl EmbeddedLog {
                     popts.clone(),
                     !clean,
                     &mut cuts,
+                    &mut stats,
                 )?));
             }
-            topics.insert(
-                name,
-                Arc::new(Topic {
-                    config,
-                    partitions,
-                    dir: path,
-                }),
-            );
+            topics.insert(name, Arc::new(Topic::new(config, partitions, path)));
         }
+        stats.seconds = started.elapsed().as_secs_f64();
         for cut in &cuts {
             tracing::warn!(topic = %cut.topic, partition = cut.partition, segment = %cut.segment,
                 position = cut.position, bytes_dropped = cut.bytes_dropped, reason = %cut.reason,
-                "recovery cut a damaged tail");
+                "recovery cut a torn tail");
         }
         let log = EmbeddedLog {
             inner: Arc::new(Inner {
@@ -252,8 +265,8 @@ impl EmbeddedLog {
                 admin: Mutex::new(()),
                 coordinator: Coordinator::default(),
                 committed: Mutex::new(HashMap::new()),
-                appended,
                 cuts,
+                stats,
                 deleted_seq: std::sync::atomic::AtomicU64::new(0),
             }),
         };
@@ -262,9 +275,15 @@ impl EmbeddedLog {
         Ok(log)
     }
 
-    /// What recovery cut at start-up (empty after a clean shutdown or undamaged files).
+    /// The torn tails recovery cut at start-up (empty after a clean shutdown or undamaged
+    /// files). Damage elsewhere is never cut: see [`LogAdmin::health`].
     pub fn recovery_cuts(&self) -> &[RecoveryCut] {
         &self.inner.cuts
+    }
+
+    /// What start-up recovery checked and how long opening took.
+    pub fn recovery_stats(&self) -> RecoveryStats {
+        self.inner.stats
     }
 
     /// The configuration it was opened with.
@@ -322,11 +341,12 @@ impl EmbeddedLog {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(io("creating", &tmp))?;
         let json = serde_json::to_vec_pretty(&config)
-            .map_err(|e| LogError::Backend(format!("encoding topic config: {e}")))?;
+            .map_err(|e| LogError::internal(format!("encoding topic config: {e}")))?;
         write_atomic(&tmp.join("topic.json"), &json).map_err(io("writing config in", &tmp))?;
         std::fs::rename(&tmp, &dir).map_err(io("renaming to", &dir))?;
         sync_dir(&root).map_err(io("syncing", &root))?;
         let mut cuts = Vec::new();
+        let mut stats = RecoveryStats::default();
         let partitions = (0..config.partitions)
             .map(|p| {
                 Partition::open(
@@ -337,6 +357,7 @@ impl EmbeddedLog {
                     self.inner.popts.clone(),
                     false,
                     &mut cuts,
+                    &mut stats,
                 )
                 .map(Arc::new)
             })
@@ -347,19 +368,14 @@ impl EmbeddedLog {
             .unwrap_or_else(|p| p.into_inner())
             .insert(
                 name.to_string(),
-                Arc::new(Topic {
-                    config,
-                    partitions,
-                    dir,
-                }),
+                Arc::new(Topic::new(config, partitions, dir)),
             );
         Ok(())
     }
 
     fn load_committed(&self) -> LogResult<()> {
         let (_, p) = self.partition(INTERNAL_OFFSETS_TOPIC, 0)?;
-        let (_, start) = p.offsets();
-        let mut offset = start;
+        let mut offset = p.watermarks().log_start;
         let mut map: HashMap<String, BTreeMap<TopicPartition, (i64, Option<String>)>> =
             HashMap::new();
         loop {
@@ -430,7 +446,7 @@ impl EmbeddedLog {
         }
         let (t, p) = self.partition(INTERNAL_OFFSETS_TOPIC, 0)?;
         p.append(&records, &t.config).await?;
-        self.notify();
+        t.appended.send_modify(|n| *n = n.wrapping_add(1));
         let mut committed = self
             .inner
             .committed
@@ -443,8 +459,21 @@ impl EmbeddedLog {
         Ok(())
     }
 
-    fn notify(&self) {
-        self.inner.appended.send_modify(|n| *n = n.wrapping_add(1));
+    /// One receiver per distinct topic among `partitions`, marked seen.
+    fn topic_watches(&self, partitions: &[TopicPartition]) -> Vec<watch::Receiver<u64>> {
+        let topics = self.topics();
+        let mut names: Vec<&str> = partitions.iter().map(|tp| tp.topic.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+            .into_iter()
+            .filter_map(|n| topics.get(n))
+            .map(|t| {
+                let mut rx = t.appended.subscribe();
+                rx.borrow_and_update();
+                rx
+            })
+            .collect()
     }
 
     /// Syncs every partition with unsynced data (the `interval` policy's flusher).
@@ -515,12 +544,16 @@ impl EmbeddedLog {
             .values()
             .flat_map(|t| t.partitions.iter().cloned())
             .collect();
-        for p in parts {
-            p.close()?;
-        }
         let m = marker(&self.inner.config.data_dir);
-        write_atomic(&m, b"clean\n")
-            .map_err(|e| LogError::io(format!("writing {}", m.display()), e))
+        tokio::task::spawn_blocking(move || {
+            for p in parts {
+                p.close()?;
+            }
+            write_atomic(&m, b"clean\n")
+                .map_err(|e| LogError::io(format!("writing {}", m.display()), e))
+        })
+        .await
+        .map_err(|e| LogError::internal(format!("close task failed: {e}")))?
     }
 
     /// Bytes on disk per topic-partition.
@@ -546,8 +579,32 @@ impl LogAdmin for EmbeddedLog {
         "embedded"
     }
 
+    fn health(&self) -> LogHealth {
+        let degraded = self
+            .topics()
+            .values()
+            .flat_map(|t| t.partitions.iter().flat_map(|p| p.degraded()))
+            .collect();
+        let notes = self
+            .inner
+            .cuts
+            .iter()
+            .map(|c| {
+                format!(
+                    "recovery cut a torn tail of {}-{}: {} at byte {} ({} bytes dropped): {}",
+                    c.topic, c.partition, c.segment, c.position, c.bytes_dropped, c.reason
+                )
+            })
+            .collect();
+        LogHealth { degraded, notes }
+    }
+
     async fn create_topic(&self, name: &str, config: TopicConfig) -> LogResult<()> {
-        self.create_topic_sync(name, config, false)
+        // Directory creation, fsyncs and renames: off the async threads.
+        let (log, name) = (self.clone(), name.to_string());
+        tokio::task::spawn_blocking(move || log.create_topic_sync(&name, config, false))
+            .await
+            .map_err(|e| LogError::internal(format!("create-topic task failed: {e}")))?
     }
 
     async fn partition_count(&self, name: &str) -> LogResult<i32> {
@@ -567,11 +624,11 @@ impl LogAdmin for EmbeddedLog {
                 .partitions
                 .iter()
                 .map(|p| {
-                    let (hw, start) = p.offsets();
+                    let w = p.watermarks();
                     PartitionInfo {
                         partition: p.id,
-                        log_start_offset: start,
-                        high_watermark: hw,
+                        log_start_offset: w.log_start,
+                        high_watermark: w.high,
                     }
                 })
                 .collect(),
@@ -585,28 +642,34 @@ impl LogAdmin for EmbeddedLog {
                 format!("{name} is internal and cannot be deleted"),
             ));
         }
-        let topic = {
-            let _admin = self.inner.admin.lock().unwrap_or_else(|p| p.into_inner());
-            let t = self
+        // Renames, fsyncs and the removal run off the async threads.
+        let (log, name) = (self.clone(), name.to_string());
+        let grave = tokio::task::spawn_blocking(move || {
+            let _admin = log.inner.admin.lock().unwrap_or_else(|p| p.into_inner());
+            let t = log
                 .inner
                 .topics
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(name)
-                .ok_or_else(|| LogError::UnknownTopic(name.to_string()))?;
-            let seq = self
+                .remove(&name)
+                .ok_or_else(|| LogError::UnknownTopic(name.clone()))?;
+            let seq = log
                 .inner
                 .deleted_seq
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let grave = t.dir.with_file_name(format!("{name}~deleted-{seq}"));
             std::fs::rename(&t.dir, &grave)
                 .map_err(|e| LogError::io(format!("deleting {}", t.dir.display()), e))?;
-            let root = topics_dir(&self.inner.config.data_dir);
+            let root = topics_dir(&log.inner.config.data_dir);
             sync_dir(&root).map_err(|e| LogError::io(format!("syncing {}", root.display()), e))?;
-            grave
-        };
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(topic)).await;
-        self.notify();
+            // Dropping the topic (here, its last strong reference but readers') closes its
+            // watch: group consumers waiting on it wake up.
+            drop(t);
+            Ok::<_, LogError>(grave)
+        })
+        .await
+        .map_err(|e| LogError::internal(format!("delete-topic task failed: {e}")))??;
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(grave)).await;
         Ok(())
     }
 }
@@ -621,7 +684,7 @@ impl LogData for EmbeddedLog {
     ) -> LogResult<AppendAck> {
         let (t, p) = self.partition(topic, partition)?;
         let offsets = p.append(records, &t.config).await?;
-        self.notify();
+        t.appended.send_modify(|n| *n = n.wrapping_add(1));
         Ok(AppendAck { partition, offsets })
     }
 
@@ -637,7 +700,7 @@ impl LogData for EmbeddedLog {
         let deadline = tokio::time::Instant::now() + limits.max_wait;
         loop {
             rx.borrow_and_update();
-            let batch = p.read_now(offset, &limits)?;
+            let batch = p.read_async(offset, &limits).await?;
             if !batch.records.is_empty() || limits.max_wait.is_zero() {
                 return Ok(batch);
             }
@@ -651,10 +714,10 @@ impl LogData for EmbeddedLog {
 
     async fn offset_for(&self, topic: &str, partition: i32, spec: OffsetSpec) -> LogResult<i64> {
         let (_, p) = self.partition(topic, partition)?;
-        let (hw, start) = p.offsets();
+        let w = p.watermarks();
         match spec {
-            OffsetSpec::Earliest => Ok(start),
-            OffsetSpec::Latest => Ok(hw),
+            OffsetSpec::Earliest => Ok(w.log_start),
+            OffsetSpec::Latest => Ok(w.high),
             OffsetSpec::Timestamp(ts) => p.offset_for_timestamp(ts),
         }
     }
@@ -734,7 +797,7 @@ impl LogGroups for EmbeddedLog {
                     .partition(&c.partition.topic, c.partition.partition)
                     .ok()?;
                 Some(GroupOffset {
-                    high_watermark: p.offsets().0,
+                    high_watermark: p.watermarks().high,
                     partition: c.partition,
                     committed: c.offset,
                     metadata: c.metadata,
@@ -748,6 +811,29 @@ impl LogGroups for EmbeddedLog {
             offsets,
         })
     }
+}
+
+/// Resolves when any of the receivers sees a change (or its topic is dropped); never when
+/// there are none.
+async fn any_changed(rxs: &mut [watch::Receiver<u64>]) {
+    use std::future::Future;
+    use std::pin::Pin;
+    if rxs.is_empty() {
+        return std::future::pending().await;
+    }
+    let mut waits: Vec<Pin<Box<dyn Future<Output = _> + Send + '_>>> = rxs
+        .iter_mut()
+        .map(|rx| Box::pin(rx.changed()) as Pin<Box<dyn Future<Output = _> + Send + '_>>)
+        .collect();
+    std::future::poll_fn(|cx| {
+        for w in waits.iter_mut() {
+            if w.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 struct EmbeddedMember {
@@ -829,9 +915,11 @@ impl GroupConsumer for EmbeddedMember {
         let beat = self.options.session_timeout / 3;
         loop {
             self.refresh().await?;
-            let mut rx = self.log.inner.appended.subscribe();
-            rx.borrow_and_update();
+            // Subscribe before reading, so that an append in between is not missed; only
+            // to the topics this member reads.
+            let mut rxs = self.log.topic_watches(&self.assignment);
             let mut out = Vec::new();
+            let mut damaged: Option<LogError> = None;
             let mut budget = limits.max_records;
             let n = self.assignment.len();
             let start = self.next_start % n.max(1);
@@ -874,6 +962,14 @@ impl GroupConsumer for EmbeddedMember {
                         self.positions.insert(tp.clone(), reset);
                         continue;
                     }
+                    // Damage in one partition must not stop the others: serve them, and
+                    // report the damage only when there is nothing else to return.
+                    Err(e @ LogError::Corrupt { .. }) => {
+                        tracing::warn!(group = %self.options.group, topic = %tp.topic, partition = tp.partition,
+                            position = pos, error = %e, "damaged data; seek past it to go on");
+                        damaged.get_or_insert(e);
+                        continue;
+                    }
                     Err(e) => return Err(e),
                 };
                 if let Some(last) = batch.records.last() {
@@ -886,11 +982,16 @@ impl GroupConsumer for EmbeddedMember {
                 }
             }
             let now = tokio::time::Instant::now();
+            if out.is_empty()
+                && let Some(e) = damaged
+            {
+                return Err(e);
+            }
             if !out.is_empty() || now >= deadline {
                 return Ok(out);
             }
             let wake = deadline.min(now + beat);
-            let _ = tokio::time::timeout_at(wake, rx.changed()).await;
+            let _ = tokio::time::timeout_at(wake, any_changed(&mut rxs)).await;
         }
     }
 
@@ -934,5 +1035,60 @@ impl GroupConsumer for EmbeddedMember {
             .coordinator
             .leave(&self.options.group, &self.member_id, &pof);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn receivers(log: &EmbeddedLog, topic: &str) -> usize {
+        log.topic(topic).unwrap().appended.receiver_count()
+    }
+
+    /// A group poll waits only on the topics it reads: appends to other topics do not wake
+    /// it, appends to any of its partitions do (no sleep loop).
+    #[tokio::test]
+    async fn group_polls_are_woken_only_by_their_own_topics() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedConfig::at(dir.path()).build().unwrap();
+        log.create_topic("a", TopicConfig::with_partitions(2))
+            .await
+            .unwrap();
+        log.create_topic("b", TopicConfig::with_partitions(1))
+            .await
+            .unwrap();
+        let mut m = log
+            .join_group(JoinOptions::new("g", vec!["a".into()]))
+            .await
+            .unwrap();
+        m.assignment().await.unwrap();
+        let poller = tokio::spawn(async move {
+            let limits = ReadLimits {
+                max_wait: Duration::from_secs(30),
+                ..Default::default()
+            };
+            let started = std::time::Instant::now();
+            let got = m.poll(limits).await.unwrap();
+            (got, started.elapsed())
+        });
+        while receivers(&log, "a") == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(receivers(&log, "b"), 0, "the poller waits on topic b too");
+        for _ in 0..20 {
+            log.append("b", 0, &[Record::from_value("x")])
+                .await
+                .unwrap();
+        }
+        assert!(!poller.is_finished());
+        log.append("a", 1, &[Record::from_value("y")])
+            .await
+            .unwrap();
+        let (got, waited) = poller.await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].records[0].partition, 1);
+        assert!(waited < Duration::from_secs(10), "{waited:?}");
     }
 }

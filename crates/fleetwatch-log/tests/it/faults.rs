@@ -18,6 +18,11 @@ struct Switches {
     /// fail fdatasync with EIO
     fail_sync: AtomicBool,
     syncs: AtomicU64,
+    /// while set, fdatasync blocks (until cleared); `in_sync` counts syncs blocked so
+    gate_sync: AtomicBool,
+    in_sync: AtomicU64,
+    /// threads that opened files
+    open_threads: Mutex<Vec<std::thread::ThreadId>>,
 }
 
 struct FaultyFile {
@@ -43,6 +48,12 @@ impl SegmentFile for FaultyFile {
     fn sync_data(&self) -> io::Result<()> {
         if self.sw.fail_sync.load(Ordering::SeqCst) {
             return Err(io::Error::from_raw_os_error(libc_eio()));
+        }
+        if self.sw.gate_sync.load(Ordering::SeqCst) {
+            self.sw.in_sync.fetch_add(1, Ordering::SeqCst);
+            while self.sw.gate_sync.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
         }
         self.inner.sync_data()?;
         self.sw.syncs.fetch_add(1, Ordering::SeqCst);
@@ -75,6 +86,11 @@ struct FaultyOpener {
 impl FileOpener for FaultyOpener {
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn SegmentFile>> {
         let inner = OsFiles.open(path, create)?;
+        self.sw
+            .open_threads
+            .lock()
+            .unwrap()
+            .push(std::thread::current().id());
         let len = inner.len()?;
         let f = Arc::new(FaultyFile {
             inner,
@@ -240,4 +256,111 @@ async fn failed_fsync_under_always_rolls_back_the_unacked_batch() {
     let (log, _) = open(dir.path(), FsyncPolicy::Always).await;
     let want: Vec<String> = (0..6).map(|i| format!("record-{i}")).collect();
     assert_eq!(values(&log).await, want);
+}
+
+fn segment_len_sum(dir: &Path) -> u64 {
+    std::fs::read_dir(dir.join("topics/t/0"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_failed_write_truncates_its_partial_bytes_at_once() {
+    for (errno, policy) in [
+        (ENOSPC, FsyncPolicy::Interval),
+        (libc_eio(), FsyncPolicy::Always),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, opener) = open(dir.path(), policy).await;
+        for i in 0..10 {
+            log.append("t", 0, &[rec(i)]).await.unwrap();
+        }
+        let before = segment_len_sum(dir.path());
+        opener.sw.write_errno.store(errno, Ordering::SeqCst);
+        assert!(log.append("t", 0, &[rec(999)]).await.is_err());
+        opener.sw.write_errno.store(0, Ordering::SeqCst);
+        assert_eq!(
+            segment_len_sum(dir.path()),
+            before,
+            "partial bytes of the failed write are gone at once"
+        );
+        log.flush().await.unwrap();
+        drop(log); // unclean
+        let (log, _) = open(dir.path(), policy).await;
+        assert!(
+            log.recovery_cuts().is_empty(),
+            "no spurious cut: {:?}",
+            log.recovery_cuts()
+        );
+        let want: Vec<String> = (0..10).map(|i| format!("record-{i}")).collect();
+        assert_eq!(values(&log).await, want);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_segment_roll_syncs_outside_the_partition_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let opener = Arc::new(FaultyOpener::default());
+    let log = EmbeddedLog::open_with(EmbeddedConfig::at(dir.path()), opener.clone()).unwrap();
+    let cfg = TopicConfig {
+        segment_bytes: 4096,
+        ..TopicConfig::with_partitions(1)
+    };
+    log.create_topic("t", cfg).await.unwrap();
+    let big = Record::new(None, Some(Bytes::from(vec![b'x'; 3000])));
+    log.append("t", 0, std::slice::from_ref(&big))
+        .await
+        .unwrap();
+    // The next append rolls; its fdatasync of the full segment blocks.
+    opener.sw.gate_sync.store(true, Ordering::SeqCst);
+    let roller = {
+        let log = log.clone();
+        tokio::spawn(async move { log.append("t", 0, &[big]).await })
+    };
+    let entered = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while opener.sw.in_sync.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(entered.is_ok(), "the roll never synced");
+    // Meanwhile readers and appenders of the partition are not stuck behind it.
+    let reader = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            let b = log.read("t", 0, 0, ReadLimits::default()).await.unwrap();
+            let w = log.offset_for("t", 0, OffsetSpec::Latest).await.unwrap();
+            (b.records.len(), w)
+        })
+    };
+    let read = tokio::time::timeout(std::time::Duration::from_secs(2), reader).await;
+    opener.sw.gate_sync.store(false, Ordering::SeqCst);
+    let (n, hw) = read
+        .expect("a read waited for the roll's fdatasync")
+        .unwrap();
+    assert_eq!((n, hw), (1, 1));
+    assert_eq!(roller.await.unwrap().unwrap().offsets, vec![1]);
+    assert_eq!(values(&log).await.len(), 2);
+}
+
+#[tokio::test]
+async fn topic_creation_touches_files_off_the_async_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let opener = Arc::new(FaultyOpener::default());
+    let log = EmbeddedLog::open_with(EmbeddedConfig::at(dir.path()), opener.clone()).unwrap();
+    opener.sw.open_threads.lock().unwrap().clear();
+    // a current-thread runtime: the test's own thread is the only async thread
+    log.create_topic("t", TopicConfig::with_partitions(3))
+        .await
+        .unwrap();
+    let me = std::thread::current().id();
+    let threads = opener.sw.open_threads.lock().unwrap().clone();
+    assert_eq!(threads.len(), 3);
+    assert!(
+        threads.iter().all(|t| *t != me),
+        "segment files created on the async thread"
+    );
 }

@@ -125,8 +125,36 @@ async fn torn_tail_is_cut_and_everything_before_kept() {
     assert_eq!(ack.offsets, vec![90]);
 }
 
+fn base_of(seg: &Path) -> i64 {
+    seg.file_stem().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+fn overwrite(path: &Path, at: u64, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+fn corrupt_files(dir: &Path, topic: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("topics").join(topic).join("0"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "corrupt"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The offsets missing from `kept` (sorted) within 0..end.
+fn missing(kept: &[i64], end: i64) -> Vec<i64> {
+    (0..end)
+        .filter(|o| kept.binary_search(o).is_err())
+        .collect()
+}
+
 #[tokio::test]
-async fn corrupt_byte_in_an_old_segment_cuts_there_and_drops_the_rest() {
+async fn corrupt_byte_in_an_old_segment_is_moved_aside_and_every_later_batch_kept() {
+    use fleetwatch_core::LogAdmin;
     let dir = tempfile::tempdir().unwrap();
     let cfg = EmbeddedConfig::at(dir.path());
     {
@@ -137,34 +165,147 @@ async fn corrupt_byte_in_an_old_segment_cuts_there_and_drops_the_rest() {
     let segs = segment_files(dir.path(), "t");
     assert!(segs.len() >= 3);
     let victim = &segs[1];
-    let base: i64 = victim
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(victim)
-        .unwrap();
-    f.seek(SeekFrom::Start(3000)).unwrap();
-    f.write_all(b"\xff\xfe\xfd").unwrap();
-    drop(f);
+    let base = base_of(victim);
+    overwrite(victim, 3000, b"\xff\xfe\xfd");
     let log = cfg.build().unwrap();
-    let cuts = log.recovery_cuts().to_vec();
-    assert_eq!(cuts.len(), 1, "{cuts:?}");
-    assert!(cuts[0].segment.ends_with(&format!("{base:020}.log")));
-    assert!(cuts[0].position <= 3000);
-    let kept = read_all(&log, "t").await;
-    assert!(!kept.is_empty());
-    assert_eq!(kept, (0..kept.len() as i64).collect::<Vec<_>>(), "no gaps");
-    assert!(kept.len() as i64 > base && (kept.len() as i64) < 600);
-    assert_eq!(
-        segment_files(dir.path(), "t").len(),
-        2,
-        "later segments dropped"
+    assert!(log.recovery_cuts().is_empty(), "{:?}", log.recovery_cuts());
+    let health = log.health();
+    assert!(health.notes.is_empty(), "{health:?}");
+    assert_eq!(health.degraded.len(), 1, "{health:?}");
+    let reason = &health.degraded[0].reason;
+    assert_eq!(health.degraded[0].partition.topic, "t");
+    assert!(
+        reason.contains(&format!("{base:020}.log")) && reason.contains(".corrupt"),
+        "{reason}"
     );
+    let copies = corrupt_files(dir.path(), "t");
+    assert_eq!(copies.len(), 1);
+    assert!(reason.contains(copies[0].file_name().unwrap().to_str().unwrap()));
+    assert_eq!(segment_files(dir.path(), "t"), segs, "no segment deleted");
+    // Only the one damaged batch (5 records) is gone; everything after it is read at its
+    // original offsets.
+    let kept = read_all(&log, "t").await;
+    let lost = missing(&kept, 600);
+    assert_eq!(lost.len(), 5, "{lost:?}");
+    assert!(lost[0] > base && lost[4] == lost[0] + 4, "{lost:?}");
+    assert!(
+        reason.contains(&format!("offsets {}..{} lost", lost[0], lost[4] + 1)),
+        "{reason}"
+    );
+    assert_eq!(*kept.last().unwrap(), 599);
+    // A read inside the lost range continues from the next intact batch.
+    let b = log
+        .read("t", 0, lost[2], ReadLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(b.records[0].offset, lost[4] + 1);
+    // Appends go on after the last offset.
+    assert_eq!(
+        log.append("t", 0, &[rec(600)]).await.unwrap().offsets,
+        vec![600]
+    );
+    log.close().await.unwrap();
+    drop(log);
+    // Known damage is still reported and skipped after a clean and an unclean restart.
+    for clean in [true, false] {
+        let log = cfg.build().unwrap();
+        assert_eq!(
+            log.health().degraded.len(),
+            1,
+            "clean={clean}: {:?}",
+            log.health()
+        );
+        let kept = read_all(&log, "t").await;
+        assert_eq!(missing(&kept, 601), lost, "clean={clean}");
+        assert_eq!(corrupt_files(dir.path(), "t").len(), 1);
+        if clean {
+            drop(log); // unclean next time
+        } else {
+            log.close().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn garbage_in_the_middle_of_a_big_segment_keeps_what_follows() {
+    use fleetwatch_core::LogAdmin;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = EmbeddedConfig::at(dir.path());
+    {
+        let log = cfg.build().unwrap();
+        log.create_topic("t", TopicConfig::with_partitions(1))
+            .await
+            .unwrap();
+        fill(&log, "t", 20_000, 10).await;
+    }
+    let seg = segment_files(dir.path(), "t").pop().unwrap();
+    let len = std::fs::metadata(&seg).unwrap().len();
+    assert!(len > 2_000_000, "{len}");
+    overwrite(&seg, len / 2, &[0xad; 16]);
+    let log = cfg.build().unwrap();
+    assert!(log.recovery_cuts().is_empty(), "{:?}", log.recovery_cuts());
+    assert_eq!(log.health().degraded.len(), 1);
+    let kept = read_all(&log, "t").await;
+    let lost = missing(&kept, 20_000);
+    assert!(!lost.is_empty() && lost.len() <= 20, "{} lost", lost.len());
+    assert_eq!(*kept.last().unwrap(), 19_999);
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len(),
+        len,
+        "nothing truncated"
+    );
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_a_note_not_a_fault_and_damage_before_it_is_kept() {
+    use fleetwatch_core::LogAdmin;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = EmbeddedConfig::at(dir.path());
+    {
+        let log = cfg.build().unwrap();
+        log.create_topic("t", TopicConfig::with_partitions(1))
+            .await
+            .unwrap();
+        fill(&log, "t", 100, 10).await;
+    }
+    let seg = segment_files(dir.path(), "t").pop().unwrap();
+    let len = std::fs::metadata(&seg).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 50)
+        .unwrap();
+    overwrite(&seg, 100, b"\x00\x00\x00"); // and damage in the first batch
+    let log = cfg.build().unwrap();
+    assert_eq!(log.recovery_cuts().len(), 1);
+    let h = log.health();
+    assert_eq!(h.notes.len(), 1, "{h:?}");
+    assert!(h.notes[0].contains("torn tail"), "{h:?}");
+    assert_eq!(h.degraded.len(), 1, "{h:?}");
+    assert_eq!(read_all(&log, "t").await, (10..90).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn recovery_statistics_say_what_was_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = EmbeddedConfig::at(dir.path());
+    {
+        let log = cfg.build().unwrap();
+        log.create_topic("t", small_segments()).await.unwrap();
+        fill(&log, "t", 600, 5).await;
+        log.close().await.unwrap();
+    }
+    let s = cfg.build().unwrap().recovery_stats();
+    assert!(!s.unclean);
+    assert!(s.segments_total > 5, "{s:?}");
+    assert!(s.segments_checked < s.segments_total, "{s:?}");
+    // dropped without close: unclean
+    let s = cfg.build().unwrap().recovery_stats();
+    assert!(s.unclean);
+    assert_eq!(s.segments_checked, s.segments_total, "{s:?}");
+    assert_eq!(s.bytes_checked, s.bytes_total, "{s:?}");
+    assert!(s.bytes_total > 600 * 100 && s.seconds > 0.0, "{s:?}");
 }
 
 #[tokio::test]
@@ -325,4 +466,118 @@ async fn reads_check_checksums_and_name_the_damage() {
     // data in other segments is still served
     let b = log.read("t", 0, 599, ReadLimits::default()).await.unwrap();
     assert_eq!(b.records[0].offset, 599);
+}
+
+#[tokio::test]
+async fn damage_in_a_sealed_segment_after_a_clean_stop_is_served_around() {
+    use fleetwatch_core::{LogAdmin, LogError};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = EmbeddedConfig::at(dir.path());
+    {
+        let log = cfg.build().unwrap();
+        log.create_topic("t", small_segments()).await.unwrap();
+        fill(&log, "t", 600, 5).await;
+        log.close().await.unwrap();
+    }
+    let segs = segment_files(dir.path(), "t");
+    let victim = &segs[1];
+    let base = base_of(victim);
+    let next_base = base_of(&segs[2]);
+    overwrite(victim, 8000, b"\x00\x01\x02");
+    // clean stop: the sealed segment is not scanned, the damage is found by reads
+    let log = cfg.build().unwrap();
+    assert!(log.health().degraded.is_empty());
+    // every intact batch before the damage is served
+    let mut next = base;
+    let mut served = Vec::new();
+    let err = loop {
+        match log.read("t", 0, next, ReadLimits::default()).await {
+            Ok(b) => {
+                assert!(!b.records.is_empty());
+                served.extend(b.records.iter().map(|r| r.offset));
+                next = b.next_offset(next);
+            }
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(served, (base..next).collect::<Vec<_>>());
+    assert!(next > base && next < next_base, "{next}");
+    // the error comes when the damaged batch is the first thing to serve, names the file
+    // and byte, and says where intact records resume
+    assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("{base:020}.log")) && msg.contains("at byte"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("resume at offset {}", next + 5)),
+        "{msg}"
+    );
+    // it stays an error there (nothing silently skipped) ...
+    assert!(
+        log.read("t", 0, next + 2, ReadLimits::default())
+            .await
+            .is_err()
+    );
+    // ... reads before it still work ...
+    let b = log.read("t", 0, base, ReadLimits::default()).await.unwrap();
+    assert_eq!(b.records[0].offset, base);
+    // ... and a reader seeking past it goes on, through the rest of the segment and beyond
+    let mut from = next + 5;
+    let mut rest = Vec::new();
+    loop {
+        let b = log.read("t", 0, from, ReadLimits::default()).await.unwrap();
+        if b.records.is_empty() {
+            break;
+        }
+        rest.extend(b.records.iter().map(|r| r.offset));
+        from = b.next_offset(from);
+    }
+    assert_eq!(rest, (next + 5..600).collect::<Vec<_>>());
+    // and the partition is reported degraded, with file and byte
+    let h = log.health();
+    assert_eq!(h.degraded.len(), 1, "{h:?}");
+    let reason = &h.degraded[0].reason;
+    assert!(
+        reason.contains("checksum failure found on read")
+            && reason.contains(&format!("{base:020}.log")),
+        "{reason}"
+    );
+    assert_eq!(corrupt_files(dir.path(), "t").len(), 1);
+}
+
+#[tokio::test]
+async fn damage_in_one_partition_does_not_stop_a_group_poll_of_the_others() {
+    use fleetwatch_core::{JoinOptions, LogGroups};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = EmbeddedConfig::at(dir.path());
+    {
+        let log = cfg.build().unwrap();
+        log.create_topic("t", TopicConfig::with_partitions(2))
+            .await
+            .unwrap();
+        log.append("t", 0, &[rec(0), rec(1)]).await.unwrap();
+        log.append("t", 1, &[rec(0), rec(1)]).await.unwrap();
+        log.close().await.unwrap();
+    }
+    // bit rot in partition 0's first batch while the log is open: found on read
+    let log = cfg.build().unwrap();
+    let p0 = dir.path().join("topics/t/0").join(format!("{:020}.log", 0));
+    overwrite(&p0, 40, b"\xff");
+    log.append("t", 0, &[rec(2)]).await.unwrap();
+    let mut m = log
+        .join_group(JoinOptions::new("g", vec!["t".into()]))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        if let Ok(batches) = m.poll(ReadLimits::default()).await {
+            for b in batches {
+                got.extend(b.records.iter().map(|r| (r.partition, r.offset)));
+            }
+        }
+    }
+    got.sort();
+    assert!(got.contains(&(1, 0)) && got.contains(&(1, 1)), "{got:?}");
 }
