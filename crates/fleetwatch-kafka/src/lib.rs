@@ -69,5 +69,8 @@ mod groups;
 mod lru;
 mod refine;
 
+#[cfg(test)]
+mod mock_tests;
+
 pub use backend::KafkaLog;
 pub use config::KafkaConfig;
