@@ -41,8 +41,9 @@ pub struct KafkaLog {
 }
 
 impl KafkaLog {
-    /// Creates the clients for `config` (not validated here: [`KafkaConfig::build`] does).
+    /// Validates `config` and creates the clients (the cluster is contacted on first use).
     pub fn new(config: KafkaConfig) -> LogResult<Self> {
+        config.validate()?;
         let producer: FutureProducer = config
             .producer_config()
             .create()

@@ -90,7 +90,6 @@ impl KafkaConfig {
 
     /// Validates, then creates the clients (the cluster is contacted on first use).
     pub fn build(&self) -> LogResult<KafkaLog> {
-        self.validate()?;
         KafkaLog::new(self.clone())
     }
 

@@ -260,11 +260,8 @@ impl LogData for KafkaLog {
         };
         // A read that does not continue the last one is checked against the log's range;
         // one at the known end asks the broker whether more has come.
-        let range = if next == offset && offset < known_high {
-            Watermarks {
-                log_start: -1,
-                high: known_high,
-            }
+        let checked: Option<Watermarks> = if next == offset && offset < known_high {
+            None
         } else {
             let mut w = self.watermarks(topic, partition).await?;
             if offset > w.high {
@@ -279,15 +276,16 @@ impl LogData for KafkaLog {
                     high_watermark: w.high,
                 });
             }
-            w
+            Some(w)
         };
+        let known = checked.map_or(known_high, |w| w.high);
         let t = topic.to_string();
         let request_timeout = self.timeout();
         let (records, high) = blocking(move || -> LogResult<(Vec<ConsumedRecord>, i64)> {
             let mut guard = lock(&reader);
             let r = &mut *guard;
             position(r, &t, partition, offset)?;
-            r.known_high = r.known_high.max(range.high);
+            r.known_high = r.known_high.max(known);
             // Wait for data known to exist for up to a request timeout, else max_wait.
             let first_wait = if offset < r.known_high {
                 request_timeout.max(limits.max_wait)
@@ -315,12 +313,10 @@ impl LogData for KafkaLog {
                     }
                     Some(Err(KafkaError::PartitionEOF(_))) => {}
                     Some(Err(e)) => {
-                        let op = Op::new("reading").partition(&t, partition).offset(offset);
-                        let op = if range.log_start >= 0 {
-                            op.range(range)
-                        } else {
-                            op
-                        };
+                        let mut op = Op::new("reading").partition(&t, partition).offset(offset);
+                        if let Some(w) = checked {
+                            op = op.range(w);
+                        }
                         return Err(classify(&e, &op));
                     }
                     None => break,
@@ -332,7 +328,7 @@ impl LogData for KafkaLog {
         Ok(ReadBatch {
             records,
             high_watermark: high.max(offset),
-            log_start_offset: range.log_start.max(0),
+            log_start_offset: checked.map_or(0, |w| w.log_start.max(0)),
         })
     }
 
