@@ -130,10 +130,13 @@ impl KafkaConfig {
         c
     }
 
-    /// A group-less reader of one partition (`assign`, never `subscribe`).
+    /// A group-less reader of one partition (`assign`, never `subscribe`). A position that
+    /// falls out of the log's range (retention under a reader) is an error, never a silent
+    /// jump to the end.
     pub(crate) fn reader_config(&self) -> ClientConfig {
         let mut c = self.metadata_config();
         c.set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "error")
             .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string());
         c
     }
@@ -224,6 +227,7 @@ mod tests {
         assert_eq!(r.get("group.id"), Some(READER_GROUP));
         assert_eq!(r.get("enable.auto.commit"), Some("false"));
         assert_eq!(r.get("fetch.wait.max.ms"), Some("100"));
+        assert_eq!(r.get("auto.offset.reset"), Some("error"));
         assert_eq!(c.offsets_config("g").get("group.id"), Some("g"));
         let mut j = JoinOptions::new("g", vec!["t".into()]);
         j.session_timeout = Duration::from_millis(6000);

@@ -4,7 +4,9 @@
 //! last read ended, so sequential reads stream without re-seeking. At most
 //! `max_cached_readers` are kept; the least recently read one is closed past the cap
 //! (off the async runtime: closing joins its threads). A reader in use when it is evicted
-//! finishes its read and closes after it.
+//! finishes its read and closes after it. Readers run with `auto.offset.reset = error`: a
+//! position that retention removed under a continuing read is `OffsetOutOfRange` with the
+//! current range, never a silent jump to the end.
 
 use crate::backend::{KafkaLog, blocking, close_off_runtime, lock};
 use crate::error::{Op, classify};
@@ -313,8 +315,18 @@ impl LogData for KafkaLog {
                     }
                     Some(Err(KafkaError::PartitionEOF(_))) => {}
                     Some(Err(e)) => {
+                        // Re-assign on the next read, wherever this one left the consumer.
+                        r.next = -1;
+                        // Out of range under a continuing read (retention, truncation): say
+                        // what the range is now.
+                        let range = checked.or_else(|| {
+                            r.consumer
+                                .fetch_watermarks(&t, partition, request_timeout)
+                                .ok()
+                                .map(|(log_start, high)| Watermarks { log_start, high })
+                        });
                         let mut op = Op::new("reading").partition(&t, partition).offset(offset);
-                        if let Some(w) = checked {
+                        if let Some(w) = range {
                             op = op.range(w);
                         }
                         return Err(classify(&e, &op));
