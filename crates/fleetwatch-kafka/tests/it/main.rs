@@ -6,3 +6,4 @@
 mod broker;
 mod conformance;
 mod interop;
+mod readers;
