@@ -12,6 +12,7 @@
 pub mod avro;
 pub mod codec;
 pub mod compat;
+pub mod datum;
 mod error;
 pub mod http;
 pub mod json_schema;

@@ -466,7 +466,16 @@ impl Registry {
                 Ok(Record::new(Some(Bytes::from(key)), v.map(Bytes::from)))
             })
             .collect();
-        let ack = self.log.append(INTERNAL_SCHEMAS_TOPIC, 0, &recs?).await?;
+        let ack = self
+            .log
+            .append(INTERNAL_SCHEMAS_TOPIC, 0, &recs?)
+            .await
+            .map_err(|e| match e {
+                fleetwatch_core::LogError::RecordTooLarge { size, limit, .. } => {
+                    RegistryError::SchemaTooLarge { size, limit }
+                }
+                e => RegistryError::Log(e),
+            })?;
         let end = ack.offsets.last().map_or(0, |o| o + 1);
         while self.read().applied < end {
             self.sync(Duration::from_millis(100)).await?;
@@ -493,6 +502,9 @@ impl Registry {
             None => SchemaType::Avro,
         };
         let parsed = st.parse(schema_type, &req.schema, &req.references)?;
+        if let Parsed::Avro(a) = &parsed {
+            avro::check_finite(a)?;
+        }
         let identity = match (&parsed, schema_type) {
             (Parsed::Json(v), _) => json_schema::identity(v),
             _ => avro::identity(&req.schema, normalize)?,
@@ -558,6 +570,11 @@ impl Registry {
                     "Subject {subject} is not in import mode: an id may only be given in IMPORT mode"
                 )));
             }
+            if let Some(id) = req.id
+                && id < 1
+            {
+                return Err(RegistryError::InvalidId(id));
+            }
             if mode != Mode::Import {
                 let level = st.compatibility(subject, self.config.default_compatibility);
                 if level != Compatibility::None {
@@ -586,11 +603,14 @@ impl Registry {
                     }
                     id
                 }
-                None => st
-                    .by_identity
-                    .get(&identity)
-                    .copied()
-                    .unwrap_or(st.max_id + 1),
+                // never wraps: ids only grow, and 2^31-1 is the last one
+                None => match st.by_identity.get(&identity) {
+                    Some(id) => *id,
+                    None => st
+                        .max_id
+                        .checked_add(1)
+                        .ok_or(RegistryError::IdsExhausted(st.max_id))?,
+                },
             };
             let max_version = st
                 .subjects
@@ -611,7 +631,9 @@ impl Registry {
                     }
                     v
                 }
-                None => max_version + 1,
+                None => max_version
+                    .checked_add(1)
+                    .ok_or_else(|| RegistryError::VersionsExhausted(subject.to_string()))?,
             };
             let stored = Stored {
                 schema_type: c.schema_type,
@@ -935,13 +957,22 @@ impl Registry {
             })?;
         match schema_type {
             SchemaType::Avro => {
+                // the parsed schema is cached per id; decoding needs nothing built per message
                 let parsed = self.avro_by_id(id)?;
-                let codec = crate::codec::AvroCodec::new(&parsed)?;
-                Ok((id, crate::codec::avro_to_json(&codec.decode(payload)?)))
+                let value = crate::datum::decode(&parsed, payload)
+                    .and_then(|v| crate::codec::avro_to_json(&v))
+                    .map_err(|e| RegistryError::Wire(format!("schema {id}: {e}")))?;
+                Ok((id, value))
             }
-            _ => serde_json::from_slice(payload)
-                .map(|v| (id, v))
-                .map_err(|e| RegistryError::Wire(format!("schema {id}: payload is not JSON: {e}"))),
+            _ => {
+                crate::datum::check_json_text(payload)
+                    .map_err(|e| RegistryError::Wire(format!("schema {id}: {e}")))?;
+                serde_json::from_slice(payload)
+                    .map(|v| (id, v))
+                    .map_err(|e| {
+                        RegistryError::Wire(format!("schema {id}: payload is not JSON: {e}"))
+                    })
+            }
         }
     }
 
