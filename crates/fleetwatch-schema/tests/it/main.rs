@@ -6,4 +6,5 @@
 mod compat_matrix;
 mod decode_timing;
 mod hardening;
+mod http;
 mod registry;
