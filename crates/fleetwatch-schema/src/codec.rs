@@ -467,12 +467,11 @@ fn to_json(v: &Value, depth: usize) -> Result<Json, Vec<String>> {
     if depth > MAX_DEPTH {
         return Err(Vec::new());
     }
-    let seg = |seg: String| {
-        move |mut p: Vec<String>| {
-            p.push(seg);
-            p
-        }
-    };
+    // the segment is formatted only on failure (this is the hot path of every decode)
+    fn push(mut p: Vec<String>, seg: String) -> Vec<String> {
+        p.push(seg);
+        p
+    }
     Ok(match v {
         Value::Null => Json::Null,
         Value::Boolean(b) => Json::Bool(*b),
@@ -496,18 +495,28 @@ fn to_json(v: &Value, depth: usize) -> Result<Json, Vec<String>> {
         Value::Array(a) => Json::Array(
             a.iter()
                 .enumerate()
-                .map(|(i, x)| to_json(x, depth).map_err(seg(format!("[{i}]"))))
+                .map(|(i, x)| to_json(x, depth).map_err(|p| push(p, format!("[{i}]"))))
                 .collect::<Result<_, _>>()?,
         ),
         Value::Map(m) => Json::Object(
             m.iter()
-                .map(|(k, x)| Ok((k.clone(), to_json(x, depth).map_err(seg(format!(".{k}")))?)))
+                .map(|(k, x)| {
+                    Ok((
+                        k.clone(),
+                        to_json(x, depth).map_err(|p| push(p, format!(".{k}")))?,
+                    ))
+                })
                 .collect::<Result<_, Vec<String>>>()?,
         ),
         Value::Record(fields) => Json::Object(
             fields
                 .iter()
-                .map(|(k, x)| Ok((k.clone(), to_json(x, depth).map_err(seg(format!(".{k}")))?)))
+                .map(|(k, x)| {
+                    Ok((
+                        k.clone(),
+                        to_json(x, depth).map_err(|p| push(p, format!(".{k}")))?,
+                    ))
+                })
                 .collect::<Result<_, Vec<String>>>()?,
         ),
         Value::Uuid(u) => Json::String(u.to_string()),
