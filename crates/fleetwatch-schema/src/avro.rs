@@ -337,3 +337,107 @@ fn check(ctx: &mut Ctx<'_>, r: &Schema, w: &Schema, path: &str, out: &mut Vec<St
         )),
     }
 }
+
+/// Refuses a schema with a record that has no finite value: one whose required fields
+/// lead back to itself (`{"name":"me","type":"Loop"}` in record `Loop`, or `A.b → B.a → A`)
+/// with no way out. A way out is a union with a branch that has a finite value (`["null",
+/// "Node"]`), an array or a map (they may be empty). Computed as a least fixpoint over the
+/// named records (no recursion on the schema's depth); the error names the field path of
+/// the cycle.
+pub fn check_finite(parsed: &ParsedAvro) -> RegistryResult<()> {
+    let mut records: Vec<(String, &RecordSchema)> = parsed
+        .names
+        .values()
+        .filter_map(|s| match s {
+            Schema::Record(r) => Some((r.name.fullname(None), r)),
+            _ => None,
+        })
+        .collect();
+    records.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut finite: HashSet<String> = HashSet::new();
+    loop {
+        let mut changed = false;
+        for (name, r) in &records {
+            if !finite.contains(name)
+                && r.fields
+                    .iter()
+                    .all(|f| has_finite_value(&f.schema, &finite, &parsed.names))
+            {
+                finite.insert(name.clone());
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    // the root first, when it is one of them; else the first by name
+    let root = match &parsed.schema {
+        Schema::Record(r) => Some(r.name.fullname(None)),
+        _ => None,
+    };
+    let Some((start, _)) = root
+        .filter(|n| !finite.contains(n))
+        .and_then(|n| records.iter().find(|(m, _)| *m == n))
+        .or_else(|| records.iter().find(|(n, _)| !finite.contains(n)))
+    else {
+        return Ok(());
+    };
+    // follow the first field without a finite value until a record repeats
+    let mut steps: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut at = start.clone();
+    while seen.insert(at.clone()) {
+        let Some((_, r)) = records.iter().find(|(n, _)| *n == at) else {
+            break;
+        };
+        let Some(f) = r
+            .fields
+            .iter()
+            .find(|f| !has_finite_value(&f.schema, &finite, &parsed.names))
+        else {
+            break;
+        };
+        steps.push(format!("{at}.{}", f.name));
+        match infinite_record(&f.schema, &finite, &parsed.names) {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    steps.push(at);
+    Err(RegistryError::InvalidSchema(format!(
+        "Avro: record {start} has no finite value: the required fields {} lead back to a record already on the path with no way out (make one of them a union with null, an array or a map)",
+        steps.join(" → ")
+    )))
+}
+
+/// Whether `s` has a finite value, given the records known to have one.
+fn has_finite_value(s: &Schema, finite: &HashSet<String>, names: &HashMap<String, Schema>) -> bool {
+    match resolve(s, names) {
+        Schema::Record(r) => finite.contains(&r.name.fullname(None)),
+        // a union's branches are not unions: this recursion is one level deep
+        Schema::Union(u) => u
+            .variants()
+            .iter()
+            .any(|v| has_finite_value(v, finite, names)),
+        _ => true,
+    }
+}
+
+/// The record without a finite value that `s` leads to (the first such union branch).
+fn infinite_record(
+    s: &Schema,
+    finite: &HashSet<String>,
+    names: &HashMap<String, Schema>,
+) -> Option<String> {
+    match resolve(s, names) {
+        Schema::Record(r) => Some(r.name.fullname(None)),
+        Schema::Union(u) => u.variants().iter().find_map(|v| match resolve(v, names) {
+            Schema::Record(r) if !finite.contains(&r.name.fullname(None)) => {
+                Some(r.name.fullname(None))
+            }
+            _ => None,
+        }),
+        _ => None,
+    }
+}

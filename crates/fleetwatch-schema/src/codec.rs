@@ -1,16 +1,55 @@
 //! Avro datums ↔ JSON documents, for the CLI (`produce/consume --value-format avro`) and
 //! the benchmark. Plain JSON is accepted for unions (the first branch that fits) as well
 //! as Avro's JSON encoding (`{"string": "x"}`); missing record fields take their defaults.
+//!
+//! Every conversion here nests at most [`MAX_DEPTH`] levels (see [`crate::datum`]): decoding
+//! uses the crate's own bounded reader, JSON → Avro and Avro → JSON count levels as they
+//! recurse, values handed to `apache-avro`'s writer are checked first, and JSON Schema
+//! documents are checked before validation. A value past the limit is an error naming the
+//! limit and where, never a stack overflow.
+//!
+//! [`AvroCodec`] borrows its schema (the `apache-avro` writers do); [`AvroDecoder`] owns an
+//! `Arc` of it, for caches keyed by schema id.
 
 use crate::avro::{ParsedAvro, resolve};
+use crate::datum::{self, MAX_DEPTH};
 use crate::error::{RegistryError, RegistryResult};
 use apache_avro::Schema;
-use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::schema::UuidSchema;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use serde_json::Value as Json;
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// An owning, cheaply clonable decoder of one schema's datums: what a cache keyed by
+/// schema id holds (the schema's named types are resolved once, at parse time).
+#[derive(Debug, Clone)]
+pub struct AvroDecoder {
+    parsed: Arc<ParsedAvro>,
+}
+
+impl AvroDecoder {
+    /// A decoder of `parsed`'s datums.
+    pub fn new(parsed: Arc<ParsedAvro>) -> Self {
+        AvroDecoder { parsed }
+    }
+
+    /// The schema.
+    pub fn parsed(&self) -> &Arc<ParsedAvro> {
+        &self.parsed
+    }
+
+    /// Decodes one datum (all of `bytes`), at most [`MAX_DEPTH`] levels deep.
+    pub fn decode(&self, bytes: &[u8]) -> RegistryResult<Value> {
+        datum::decode(&self.parsed, bytes)
+    }
+
+    /// Decodes one datum to plain JSON (see [`avro_to_json`]).
+    pub fn decode_json(&self, bytes: &[u8]) -> RegistryResult<Json> {
+        avro_to_json(&self.decode(bytes)?)
+    }
+}
 
 /// An encoder and decoder built once for a schema.
 pub struct AvroCodec<'s> {
@@ -19,7 +58,6 @@ pub struct AvroCodec<'s> {
     /// The same writer without the per-value schema check, for values built from the
     /// schema itself (`json_to_avro`), which are valid by construction.
     trusted: GenericDatumWriter<'s>,
-    reader: GenericDatumReader<'s>,
 }
 
 fn avro_err(what: &str) -> impl Fn(apache_avro::Error) -> RegistryError + '_ {
@@ -44,24 +82,17 @@ impl<'s> AvroCodec<'s> {
         };
         let writer = build(true)?;
         let trusted = build(false)?;
-        let reader = if deps.is_empty() {
-            GenericDatumReader::builder(&parsed.schema).build()
-        } else {
-            GenericDatumReader::builder(&parsed.schema)
-                .writer_schemata(deps)
-                .and_then(|b| b.build())
-        }
-        .map_err(avro_err("building the Avro reader"))?;
         Ok(AvroCodec {
             parsed,
             writer,
             trusted,
-            reader,
         })
     }
 
     /// Appends the binary datum of `value` to `out`.
     pub fn encode(&self, value: &Value, out: &mut Vec<u8>) -> RegistryResult<()> {
+        // apache-avro's writer recurses without a limit
+        datum::check_value(value)?;
         self.writer
             .write_value_ref(out, value)
             .map(|_| ())
@@ -83,10 +114,16 @@ impl<'s> AvroCodec<'s> {
     /// [`AvroCodec::encode`] for values from elsewhere.
     pub fn encode_trusted(&self, value: &Value, out: &mut Vec<u8>) -> RegistryResult<()> {
         let start = out.len();
-        match write_datum(value, &self.parsed.schema, &self.parsed.names, out) {
+        match write_datum(value, &self.parsed.schema, &self.parsed.names, out, 0) {
             Ok(()) => Ok(()),
+            Err(Fast::TooDeep) => {
+                out.truncate(start);
+                Err(RegistryError::Wire(format!(
+                    "the Avro value nests deeper than {MAX_DEPTH} levels (the limit)"
+                )))
+            }
             // a type the fast writer does not cover (decimals, durations…): the crate's
-            Err(Unsupported) => {
+            Err(Fast::Unsupported) => {
                 out.truncate(start);
                 self.trusted
                     .write_value_ref(out, value)
@@ -96,24 +133,20 @@ impl<'s> AvroCodec<'s> {
         }
     }
 
-    /// Decodes one datum (all of `bytes`).
-    pub fn decode(&self, mut bytes: &[u8]) -> RegistryResult<Value> {
-        let v = self
-            .reader
-            .read_value(&mut bytes)
-            .map_err(avro_err("not a datum of the schema"))?;
-        if !bytes.is_empty() {
-            return Err(RegistryError::Wire(format!(
-                "{} bytes left after the Avro datum",
-                bytes.len()
-            )));
-        }
-        Ok(v)
+    /// Decodes one datum (all of `bytes`), at most [`MAX_DEPTH`] levels deep.
+    pub fn decode(&self, bytes: &[u8]) -> RegistryResult<Value> {
+        datum::decode(self.parsed, bytes)
     }
 }
 
-/// The fast writer met a value or type it does not cover.
-struct Unsupported;
+/// Why the fast writer stopped.
+enum Fast {
+    /// A value or type it does not cover: the crate's writer takes over.
+    Unsupported,
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+}
+use Fast::Unsupported;
 
 fn put_long(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
@@ -136,8 +169,17 @@ fn write_datum(
     schema: &Schema,
     names: &HashMap<String, Schema>,
     out: &mut Vec<u8>,
-) -> Result<(), Unsupported> {
+    depth: usize,
+) -> Result<(), Fast> {
     let schema = resolve(schema, names);
+    let depth = depth
+        + usize::from(matches!(
+            v,
+            Value::Record(_) | Value::Array(_) | Value::Map(_)
+        ));
+    if depth > MAX_DEPTH {
+        return Err(Fast::TooDeep);
+    }
     match (v, schema) {
         (Value::Null, Schema::Null) => {}
         (Value::Boolean(b), Schema::Boolean) => out.push(u8::from(*b)),
@@ -177,13 +219,13 @@ fn write_datum(
         (Value::Union(i, inner), Schema::Union(u)) => {
             let branch = u.variants().get(*i as usize).ok_or(Unsupported)?;
             put_long(out, i64::from(*i));
-            write_datum(inner, branch, names, out)?;
+            write_datum(inner, branch, names, out, depth)?;
         }
         (Value::Array(items), Schema::Array(a)) => {
             if !items.is_empty() {
                 put_long(out, items.len() as i64);
                 for x in items {
-                    write_datum(x, &a.items, names, out)?;
+                    write_datum(x, &a.items, names, out, depth)?;
                 }
             }
             out.push(0);
@@ -193,7 +235,7 @@ fn write_datum(
                 put_long(out, m.len() as i64);
                 for (k, x) in m {
                     put_bytes(out, k.as_bytes());
-                    write_datum(x, &ms.types, names, out)?;
+                    write_datum(x, &ms.types, names, out, depth)?;
                 }
             }
             out.push(0);
@@ -213,7 +255,7 @@ fn write_datum(
                             .1
                     }
                 };
-                write_datum(value, &f.schema, names, out)?;
+                write_datum(value, &f.schema, names, out, depth)?;
             }
         }
         _ => return Err(Unsupported),
@@ -241,14 +283,35 @@ fn type_name(s: &Schema) -> String {
     }
 }
 
-/// Converts a JSON document to an Avro value of `schema`; errors name the JSON path.
+/// Converts a JSON document to an Avro value of `schema`; errors name the JSON path. The
+/// value may nest at most [`MAX_DEPTH`] records, arrays and maps.
 pub fn json_to_avro(
     json: &Json,
     schema: &Schema,
     names: &HashMap<String, Schema>,
     path: &str,
 ) -> RegistryResult<Value> {
+    to_avro(json, schema, names, path, 0)
+}
+
+fn to_avro(
+    json: &Json,
+    schema: &Schema,
+    names: &HashMap<String, Schema>,
+    path: &str,
+    depth: usize,
+) -> RegistryResult<Value> {
     let schema = resolve(schema, names);
+    let depth = depth
+        + usize::from(matches!(
+            schema,
+            Schema::Record(_) | Schema::Array(_) | Schema::Map(_)
+        ));
+    if depth > MAX_DEPTH {
+        return Err(RegistryError::Wire(format!(
+            "{path}: the value nests deeper than {MAX_DEPTH} levels (records, arrays and maps), the limit"
+        )));
+    }
     let bad = |what: &str| RegistryError::Wire(format!("{path}: expected {what}, got {json}"));
     let int = || {
         json.as_i64()
@@ -311,7 +374,7 @@ pub fn json_to_avro(
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, x)| json_to_avro(x, &a.items, names, &format!("{path}[{i}]")))
+                    .map(|(i, x)| to_avro(x, &a.items, names, &format!("{path}[{i}]"), depth))
                     .collect::<RegistryResult<_>>()?,
             )
         }
@@ -322,7 +385,7 @@ pub fn json_to_avro(
                     .map(|(k, x)| {
                         Ok((
                             k.clone(),
-                            json_to_avro(x, &m.types, names, &format!("{path}.{k}"))?,
+                            to_avro(x, &m.types, names, &format!("{path}.{k}"), depth)?,
                         ))
                     })
                     .collect::<RegistryResult<_>>()?,
@@ -341,11 +404,11 @@ pub fn json_to_avro(
             {
                 return Ok(Value::Union(
                     i as u32,
-                    Box::new(json_to_avro(inner, &variants[i], names, path)?),
+                    Box::new(to_avro(inner, &variants[i], names, path, depth)?),
                 ));
             }
             for (i, v) in variants.iter().enumerate() {
-                if let Ok(x) = json_to_avro(json, v, names, path) {
+                if let Ok(x) = to_avro(json, v, names, path, depth) {
                     return Ok(Value::Union(i as u32, Box::new(x)));
                 }
             }
@@ -359,8 +422,8 @@ pub fn json_to_avro(
             for f in &r.fields {
                 let p = format!("{path}.{}", f.name);
                 let v = match (obj.get(&f.name), &f.default) {
-                    (Some(x), _) => json_to_avro(x, &f.schema, names, &p)?,
-                    (None, Some(d)) => json_to_avro(d, &f.schema, names, &p)?,
+                    (Some(x), _) => to_avro(x, &f.schema, names, &p, depth)?,
+                    (None, Some(d)) => to_avro(d, &f.schema, names, &p, depth)?,
                     (None, None) => {
                         return Err(RegistryError::Wire(format!(
                             "{p}: field is missing and has no default"
@@ -380,9 +443,36 @@ pub fn json_to_avro(
     })
 }
 
-/// Converts an Avro value to plain JSON (unions unwrapped, bytes as text).
-pub fn avro_to_json(v: &Value) -> Json {
-    match v {
+/// Converts an Avro value to plain JSON (unions unwrapped, bytes as text); a value nesting
+/// deeper than [`MAX_DEPTH`] records, arrays and maps is an error naming where.
+pub fn avro_to_json(v: &Value) -> RegistryResult<Json> {
+    to_json(v, 0).map_err(|path| {
+        let mut p = String::from("$");
+        for seg in path.iter().rev() {
+            p.push_str(seg);
+        }
+        RegistryError::Wire(format!(
+            "the Avro value nests deeper than {MAX_DEPTH} levels (the limit) at {p}"
+        ))
+    })
+}
+
+/// On failure: the path, innermost segment first.
+fn to_json(v: &Value, depth: usize) -> Result<Json, Vec<String>> {
+    let depth = depth
+        + usize::from(matches!(
+            v,
+            Value::Record(_) | Value::Array(_) | Value::Map(_)
+        ));
+    if depth > MAX_DEPTH {
+        return Err(Vec::new());
+    }
+    // the segment is formatted only on failure (this is the hot path of every decode)
+    fn push(mut p: Vec<String>, seg: String) -> Vec<String> {
+        p.push(seg);
+        p
+    }
+    Ok(match v {
         Value::Null => Json::Null,
         Value::Boolean(b) => Json::Bool(*b),
         Value::Int(i) | Value::Date(i) | Value::TimeMillis(i) => Json::from(*i),
@@ -401,22 +491,37 @@ pub fn avro_to_json(v: &Value) -> Json {
         }
         Value::String(s) => Json::String(s.clone()),
         Value::Enum(_, s) => Json::String(s.clone()),
-        Value::Union(_, inner) => avro_to_json(inner),
-        Value::Array(a) => Json::Array(a.iter().map(avro_to_json).collect()),
+        Value::Union(_, inner) => to_json(inner, depth)?,
+        Value::Array(a) => Json::Array(
+            a.iter()
+                .enumerate()
+                .map(|(i, x)| to_json(x, depth).map_err(|p| push(p, format!("[{i}]"))))
+                .collect::<Result<_, _>>()?,
+        ),
         Value::Map(m) => Json::Object(
             m.iter()
-                .map(|(k, v)| (k.clone(), avro_to_json(v)))
-                .collect(),
+                .map(|(k, x)| {
+                    Ok((
+                        k.clone(),
+                        to_json(x, depth).map_err(|p| push(p, format!(".{k}")))?,
+                    ))
+                })
+                .collect::<Result<_, Vec<String>>>()?,
         ),
         Value::Record(fields) => Json::Object(
             fields
                 .iter()
-                .map(|(k, v)| (k.clone(), avro_to_json(v)))
-                .collect(),
+                .map(|(k, x)| {
+                    Ok((
+                        k.clone(),
+                        to_json(x, depth).map_err(|p| push(p, format!(".{k}")))?,
+                    ))
+                })
+                .collect::<Result<_, Vec<String>>>()?,
         ),
         Value::Uuid(u) => Json::String(u.to_string()),
         other => Json::String(format!("{other:?}")),
-    }
+    })
 }
 
 /// Validates JSON documents against a JSON Schema (for `JSON_SR` values).
@@ -432,8 +537,10 @@ impl JsonSchemaCodec {
         Ok(JsonSchemaCodec { validator })
     }
 
-    /// Checks a document; the error names the first violation and where it is.
+    /// Checks a document (at most [`MAX_DEPTH`] levels deep); the error names the first
+    /// violation and where it is.
     pub fn validate(&self, doc: &Json) -> RegistryResult<()> {
+        datum::check_json(doc)?;
         self.validator.validate(doc).map_err(|e| {
             RegistryError::Wire(format!(
                 "document does not match the JSON Schema at '{}': {e}",
@@ -485,12 +592,13 @@ mod tests {
         for doc in docs() {
             let v = json_to_avro(&doc, &parsed.schema, &parsed.names, "$").unwrap();
             let mut fast = Vec::new();
-            write_datum(&v, &parsed.schema, &parsed.names, &mut fast)
-                .unwrap_or_else(|_| panic!("unsupported: {doc}"));
+            if write_datum(&v, &parsed.schema, &parsed.names, &mut fast, 0).is_err() {
+                panic!("unsupported: {doc}");
+            }
             let mut reference = Vec::new();
             codec.encode(&v, &mut reference).unwrap();
             assert_eq!(fast, reference, "{doc}");
-            let back = avro_to_json(&codec.decode(&fast).unwrap());
+            let back = avro_to_json(&codec.decode(&fast).unwrap()).unwrap();
             assert_eq!(back["s"], doc["s"]);
             assert_eq!(back["xs"], doc["xs"]);
         }

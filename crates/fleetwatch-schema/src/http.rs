@@ -1,17 +1,27 @@
 //! The REST API, with Confluent Schema Registry's paths, bodies and error codes, so that
-//! `confluent-kafka`'s `SchemaRegistryClient` and serializers work unchanged. Errors are
-//! `{"error_code": …, "message": …}`; query booleans are read case-insensitively (the
-//! Python client sends `True`/`False`).
+//! `confluent-kafka`'s `SchemaRegistryClient` and serializers work unchanged.
+//!
+//! Every error is `{"error_code": …, "message": …}` — one mechanism: handlers take the
+//! crate's own extractors ([`PathParams`], [`QueryParams`], [`JsonBody`]), whose rejections
+//! are [`ApiError`]s, and the router's fallbacks answer unknown paths (404, code 404, as
+//! Confluent's Jersey does) and methods (405, code 405). Malformed paths, query strings and
+//! bodies are 400 with code 40001; a body over [`MAX_BODY_BYTES`] is 413 (code 413) naming
+//! the limit; a schema whose record is larger than `_schemas` accepts is 422 42209.
+//!
+//! Query booleans are `true` or `false`, case-insensitively (the Python client sends
+//! `True`/`False`); anything else is a 400 naming the parameter.
 
 use crate::error::RegistryError;
 use crate::registry::Registry;
 use crate::types::*;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
@@ -19,25 +29,123 @@ use std::sync::Arc;
 /// Content type of every response.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
-struct ApiError(RegistryError);
+/// The largest request body read (4 MiB): room for a schema of the `_schemas` record limit
+/// (1 MiB by default) escaped inside JSON; a larger schema is refused by the log's limit
+/// with 42209, a larger body with 413.
+pub const MAX_BODY_BYTES: usize = 4 << 20;
+
+/// An error of this API: a registry error, or one of the HTTP layer (unknown path or method,
+/// a body over the limit), each answered in Confluent's shape.
+#[derive(Debug)]
+pub enum ApiError {
+    /// From the registry (its own code and status).
+    Registry(RegistryError),
+    /// From the HTTP layer: status, `error_code`, message.
+    Http(StatusCode, u32, String),
+}
 
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
-        ApiError(e)
+        ApiError::Registry(e)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
-            tracing::error!(error = %self.0, "schema registry request failed");
+        let (status, code, message) = match self {
+            ApiError::Registry(e) => {
+                let status = StatusCode::from_u16(e.http_status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                if status.is_server_error() {
+                    tracing::error!(error = %e, "schema registry request failed");
+                }
+                (status, e.code(), e.to_string())
+            }
+            ApiError::Http(status, code, message) => (status, code, message),
+        };
+        reply(status, &json!({"error_code": code, "message": message}))
+    }
+}
+
+fn bad_request(message: String) -> ApiError {
+    ApiError::Registry(RegistryError::BadRequest(message))
+}
+
+/// Path parameters (axum's `Path`, its rejection in this API's shape).
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(t)) => Ok(PathParams(t)),
+            Err(e) if e.status().is_server_error() => Err(ApiError::Http(
+                e.status(),
+                50001,
+                format!("path parameters: {}", e.body_text()),
+            )),
+            Err(e) => Err(bad_request(format!(
+                "invalid path {}: {}",
+                parts.uri.path(),
+                e.body_text()
+            ))),
         }
-        reply(
-            status,
-            &json!({"error_code": self.0.code(), "message": self.0.to_string()}),
-        )
+    }
+}
+
+/// The query string, its booleans checked (see the module doc).
+pub struct QueryParams(Params);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(q) = Query::<Params>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| bad_request(format!("invalid query string: {}", e.body_text())))?;
+        for (name, v) in [
+            ("permanent", &q.permanent),
+            ("deleted", &q.deleted),
+            ("normalize", &q.normalize),
+            ("verbose", &q.verbose),
+            ("defaultToGlobal", &q.default_to_global),
+            ("latestOnly", &q.latest_only),
+        ] {
+            if let Some(v) = v
+                && !v.eq_ignore_ascii_case("true")
+                && !v.eq_ignore_ascii_case("false")
+            {
+                return Err(bad_request(format!(
+                    "invalid query parameter {name}={v:?}: expected true or false"
+                )));
+            }
+        }
+        Ok(QueryParams(q))
+    }
+}
+
+/// A JSON request body of at most [`MAX_BODY_BYTES`].
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::Http(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    413,
+                    format!("request body is larger than the limit of {MAX_BODY_BYTES} bytes"),
+                )
+            } else {
+                bad_request(format!("invalid request body: {}", e.body_text()))
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| bad_request(format!("invalid request body: {e}")))
     }
 }
 
@@ -69,78 +177,72 @@ fn flag(v: &Option<String>) -> bool {
     v.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("true"))
 }
 
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError(RegistryError::BadRequest(format!(
-            "invalid request body: {e}"
-        )))
-    })
-}
-
 type S = State<Arc<Registry>>;
 
 async fn root() -> Response {
     reply(StatusCode::OK, &json!({}))
 }
 
-async fn subjects(State(r): S, Query(q): Query<Params>) -> ApiResult {
+async fn subjects(State(r): S, QueryParams(q): QueryParams) -> ApiResult {
     ok(&r.subjects(q.subject_prefix.as_deref(), flag(&q.deleted)))
 }
 
 async fn register(
     State(r): S,
-    Path(subject): Path<String>,
-    Query(q): Query<Params>,
-    b: Bytes,
+    PathParams(subject): PathParams<String>,
+    QueryParams(q): QueryParams,
+    JsonBody(req): JsonBody<RegisterRequest>,
 ) -> ApiResult {
-    let req: RegisterRequest = body(&b)?;
     let id = r.register(&subject, &req, flag(&q.normalize)).await?;
     ok(&json!({"id": id}))
 }
 
 async fn lookup(
     State(r): S,
-    Path(subject): Path<String>,
-    Query(q): Query<Params>,
-    b: Bytes,
+    PathParams(subject): PathParams<String>,
+    QueryParams(q): QueryParams,
+    JsonBody(req): JsonBody<RegisterRequest>,
 ) -> ApiResult {
-    let req: RegisterRequest = body(&b)?;
     ok(&r.lookup(&subject, &req, flag(&q.normalize), flag(&q.deleted))?)
 }
 
 /// `GET /subjects/{s}` (a fleetwatch convenience): the subject's latest version.
 async fn latest_of_subject(
     State(r): S,
-    Path(subject): Path<String>,
-    Query(q): Query<Params>,
+    PathParams(subject): PathParams<String>,
+    QueryParams(q): QueryParams,
 ) -> ApiResult {
     ok(&r.get_version(&subject, "latest", flag(&q.deleted))?)
 }
 
 async fn delete_subject(
     State(r): S,
-    Path(subject): Path<String>,
-    Query(q): Query<Params>,
+    PathParams(subject): PathParams<String>,
+    QueryParams(q): QueryParams,
 ) -> ApiResult {
     ok(&r.delete_subject(&subject, flag(&q.permanent)).await?)
 }
 
-async fn versions(State(r): S, Path(subject): Path<String>, Query(q): Query<Params>) -> ApiResult {
+async fn versions(
+    State(r): S,
+    PathParams(subject): PathParams<String>,
+    QueryParams(q): QueryParams,
+) -> ApiResult {
     ok(&r.versions(&subject, flag(&q.deleted))?)
 }
 
 async fn get_version(
     State(r): S,
-    Path((subject, v)): Path<(String, String)>,
-    Query(q): Query<Params>,
+    PathParams((subject, v)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams,
 ) -> ApiResult {
     ok(&r.get_version(&subject, &v, flag(&q.deleted))?)
 }
 
 async fn get_version_schema(
     State(r): S,
-    Path((subject, v)): Path<(String, String)>,
-    Query(q): Query<Params>,
+    PathParams((subject, v)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams,
 ) -> ApiResult {
     let sv = r.get_version(&subject, &v, flag(&q.deleted))?;
     // The raw schema document, as Confluent returns it.
@@ -149,38 +251,45 @@ async fn get_version_schema(
     ok(&doc)
 }
 
-async fn referenced_by(State(r): S, Path((subject, v)): Path<(String, String)>) -> ApiResult {
+async fn referenced_by(
+    State(r): S,
+    PathParams((subject, v)): PathParams<(String, String)>,
+) -> ApiResult {
     ok(&r.referenced_by(&subject, &v)?)
 }
 
 async fn delete_version(
     State(r): S,
-    Path((subject, v)): Path<(String, String)>,
-    Query(q): Query<Params>,
+    PathParams((subject, v)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams,
 ) -> ApiResult {
     ok(&r.delete_version(&subject, &v, flag(&q.permanent)).await?)
 }
 
 fn parse_id(id: &str) -> Result<i32, ApiError> {
     id.parse().map_err(|_| {
-        ApiError(RegistryError::SchemaNotFound(format!(
+        ApiError::Registry(RegistryError::SchemaNotFound(format!(
             "{id:?} (ids are positive integers)"
         )))
     })
 }
 
-async fn schema_by_id(State(r): S, Path(id): Path<String>) -> ApiResult {
+async fn schema_by_id(State(r): S, PathParams(id): PathParams<String>) -> ApiResult {
     ok(&r.schema_by_id(parse_id(&id)?)?)
 }
 
-async fn schema_by_id_raw(State(r): S, Path(id): Path<String>) -> ApiResult {
+async fn schema_by_id_raw(State(r): S, PathParams(id): PathParams<String>) -> ApiResult {
     let s = r.schema_by_id(parse_id(&id)?)?;
     let doc: serde_json::Value =
         serde_json::from_str(&s.schema).unwrap_or(serde_json::Value::String(s.schema));
     ok(&doc)
 }
 
-async fn subjects_by_id(State(r): S, Path(id): Path<String>, Query(q): Query<Params>) -> ApiResult {
+async fn subjects_by_id(
+    State(r): S,
+    PathParams(id): PathParams<String>,
+    QueryParams(q): QueryParams,
+) -> ApiResult {
     let mut subjects: Vec<String> = r
         .versions_by_id(parse_id(&id)?, flag(&q.deleted))?
         .into_iter()
@@ -190,7 +299,11 @@ async fn subjects_by_id(State(r): S, Path(id): Path<String>, Query(q): Query<Par
     ok(&subjects)
 }
 
-async fn versions_by_id(State(r): S, Path(id): Path<String>, Query(q): Query<Params>) -> ApiResult {
+async fn versions_by_id(
+    State(r): S,
+    PathParams(id): PathParams<String>,
+    QueryParams(q): QueryParams,
+) -> ApiResult {
     let v: Vec<serde_json::Value> = r
         .versions_by_id(parse_id(&id)?, flag(&q.deleted))?
         .into_iter()
@@ -203,7 +316,7 @@ async fn schema_types() -> Response {
     reply(StatusCode::OK, &json!(["JSON", "AVRO"]))
 }
 
-async fn schemas(State(r): S, Query(q): Query<Params>) -> ApiResult {
+async fn schemas(State(r): S, QueryParams(q): QueryParams) -> ApiResult {
     ok(&r.schemas(
         q.subject_prefix.as_deref(),
         flag(&q.deleted),
@@ -222,19 +335,18 @@ async fn get_global_config(State(r): S) -> ApiResult {
     ok(&json!({"compatibilityLevel": r.get_config(None, true)?}))
 }
 
-async fn put_config(r: &Registry, subject: Option<&str>, b: &Bytes) -> ApiResult {
-    let c: ConfigBody = body(b)?;
+async fn put_config(r: &Registry, subject: Option<&str>, c: ConfigBody) -> ApiResult {
     let level = c
         .compatibility
         .or(c.compatibility_level)
-        .ok_or_else(|| ApiError(RegistryError::InvalidCompatibilityLevel("(missing)".into())))?;
+        .ok_or_else(|| RegistryError::InvalidCompatibilityLevel("(missing)".into()))?;
     let level = Compatibility::parse(&level)?;
     r.set_config(subject, level).await?;
     ok(&json!({"compatibility": level}))
 }
 
-async fn put_global_config(State(r): S, b: Bytes) -> ApiResult {
-    put_config(&r, None, &b).await
+async fn put_global_config(State(r): S, JsonBody(c): JsonBody<ConfigBody>) -> ApiResult {
+    put_config(&r, None, c).await
 }
 
 async fn delete_global_config(State(r): S) -> ApiResult {
@@ -243,17 +355,21 @@ async fn delete_global_config(State(r): S) -> ApiResult {
 
 async fn get_subject_config(
     State(r): S,
-    Path(subject): Path<String>,
-    Query(q): Query<Params>,
+    PathParams(subject): PathParams<String>,
+    QueryParams(q): QueryParams,
 ) -> ApiResult {
     ok(&json!({"compatibilityLevel": r.get_config(Some(&subject), flag(&q.default_to_global))?}))
 }
 
-async fn put_subject_config(State(r): S, Path(subject): Path<String>, b: Bytes) -> ApiResult {
-    put_config(&r, Some(&subject), &b).await
+async fn put_subject_config(
+    State(r): S,
+    PathParams(subject): PathParams<String>,
+    JsonBody(c): JsonBody<ConfigBody>,
+) -> ApiResult {
+    put_config(&r, Some(&subject), c).await
 }
 
-async fn delete_subject_config(State(r): S, Path(subject): Path<String>) -> ApiResult {
+async fn delete_subject_config(State(r): S, PathParams(subject): PathParams<String>) -> ApiResult {
     ok(&json!({"compatibilityLevel": r.delete_config(Some(&subject)).await?}))
 }
 
@@ -266,40 +382,42 @@ async fn get_global_mode(State(r): S) -> ApiResult {
     ok(&json!({"mode": r.get_mode(None, true)?}))
 }
 
-async fn put_mode(r: &Registry, subject: Option<&str>, b: &Bytes) -> ApiResult {
-    let m: ModeBody = body(b)?;
+async fn put_mode(r: &Registry, subject: Option<&str>, m: ModeBody) -> ApiResult {
     let mode = Mode::parse(&m.mode)?;
     r.set_mode(subject, mode).await?;
     ok(&json!({"mode": mode}))
 }
 
-async fn put_global_mode(State(r): S, b: Bytes) -> ApiResult {
-    put_mode(&r, None, &b).await
+async fn put_global_mode(State(r): S, JsonBody(m): JsonBody<ModeBody>) -> ApiResult {
+    put_mode(&r, None, m).await
 }
 
 async fn get_subject_mode(
     State(r): S,
-    Path(subject): Path<String>,
-    Query(q): Query<Params>,
+    PathParams(subject): PathParams<String>,
+    QueryParams(q): QueryParams,
 ) -> ApiResult {
     ok(&json!({"mode": r.get_mode(Some(&subject), flag(&q.default_to_global))?}))
 }
 
-async fn put_subject_mode(State(r): S, Path(subject): Path<String>, b: Bytes) -> ApiResult {
-    put_mode(&r, Some(&subject), &b).await
+async fn put_subject_mode(
+    State(r): S,
+    PathParams(subject): PathParams<String>,
+    JsonBody(m): JsonBody<ModeBody>,
+) -> ApiResult {
+    put_mode(&r, Some(&subject), m).await
 }
 
-async fn delete_subject_mode(State(r): S, Path(subject): Path<String>) -> ApiResult {
+async fn delete_subject_mode(State(r): S, PathParams(subject): PathParams<String>) -> ApiResult {
     ok(&json!({"mode": r.delete_mode(&subject).await?}))
 }
 
 async fn compat_all(
     State(r): S,
-    Path(subject): Path<String>,
-    Query(q): Query<Params>,
-    b: Bytes,
+    PathParams(subject): PathParams<String>,
+    QueryParams(q): QueryParams,
+    JsonBody(req): JsonBody<RegisterRequest>,
 ) -> ApiResult {
-    let req: RegisterRequest = body(&b)?;
     let mut res = r.check_compatibility(&subject, None, &req, flag(&q.normalize))?;
     if !flag(&q.verbose) {
         res.messages.clear();
@@ -309,11 +427,10 @@ async fn compat_all(
 
 async fn compat_version(
     State(r): S,
-    Path((subject, v)): Path<(String, String)>,
-    Query(q): Query<Params>,
-    b: Bytes,
+    PathParams((subject, v)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams,
+    JsonBody(req): JsonBody<RegisterRequest>,
 ) -> ApiResult {
-    let req: RegisterRequest = body(&b)?;
     let res = r.check_compatibility(&subject, Some(&v), &req, flag(&q.normalize));
     let mut res = match res {
         // Checking against a subject with no versions yet is compatible.
@@ -338,10 +455,19 @@ async fn associations() -> Response {
     reply(StatusCode::OK, &json!([]))
 }
 
-async fn not_found(uri: axum::http::Uri) -> Response {
-    reply(
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::Http(
         StatusCode::NOT_FOUND,
-        &json!({"error_code": 404, "message": format!("HTTP 404 Not Found: {}", uri.path())}),
+        404,
+        format!("HTTP 404 Not Found: {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::Http(
+        StatusCode::METHOD_NOT_ALLOWED,
+        405,
+        format!("HTTP 405 Method Not Allowed: {method} {}", uri.path()),
     )
 }
 
@@ -406,5 +532,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
             get(associations),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(registry)
 }

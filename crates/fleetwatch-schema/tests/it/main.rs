@@ -4,4 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod compat_matrix;
+mod decode_timing;
+mod hardening;
+mod http;
 mod registry;

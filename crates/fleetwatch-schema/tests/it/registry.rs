@@ -8,14 +8,14 @@ const USER_V1: &str = r#"{"type":"record","name":"User","namespace":"acme","fiel
 const USER_V2: &str = r#"{"type":"record","name":"User","namespace":"acme","fields":[{"name":"name","type":"string"},{"name":"age","type":"int","default":0}]}"#;
 const USER_BAD: &str = r#"{"type":"record","name":"User","namespace":"acme","fields":[{"name":"name","type":"string"},{"name":"age","type":"int"}]}"#;
 
-fn req(schema: &str) -> RegisterRequest {
+pub(crate) fn req(schema: &str) -> RegisterRequest {
     RegisterRequest {
         schema: schema.into(),
         ..Default::default()
     }
 }
 
-async fn open(dir: &std::path::Path) -> (Arc<dyn Log>, Arc<Registry>) {
+pub(crate) async fn open(dir: &std::path::Path) -> (Arc<dyn Log>, Arc<Registry>) {
     let log: Arc<dyn Log> = Arc::new(EmbeddedConfig::at(dir).build().unwrap());
     let r = SchemaRegistryConfig::default()
         .build(log.clone())
@@ -24,7 +24,7 @@ async fn open(dir: &std::path::Path) -> (Arc<dyn Log>, Arc<Registry>) {
     (log, r)
 }
 
-fn code<T: std::fmt::Debug>(r: Result<T, RegistryError>) -> u32 {
+pub(crate) fn code<T: std::fmt::Debug>(r: Result<T, RegistryError>) -> u32 {
     r.expect_err("expected an error").code()
 }
 

@@ -2,16 +2,22 @@
 //! API. One instance (`leader = true`) writes; every instance tails the topic, so followers
 //! serve reads and ids stay stable across restarts and sites.
 //!
-//! Records of `_schemas` (key → value, both JSON; a null value deletes):
+//! Split along its pure cores:
 //!
-//! ```text
-//! {"keytype":"SCHEMA","subject":s,"version":v,"magic":1} → {"subject","version","id","schemaType","schema","references","deleted"}
-//! {"keytype":"CONFIG","subject":s|null,"magic":0}        → {"compatibilityLevel": "BACKWARD"}
-//! {"keytype":"MODE","subject":s|null,"magic":0}          → {"mode": "READWRITE"}
-//! ```
+//! - [`records`]: the `_schemas` record format (keys and values as Confluent writes them),
+//!   pure encode and decode;
+//! - [`state`]: the replayable state machine (apply one raw record → new state,
+//!   deterministic; undecodable records skipped with a warning) and its queries;
+//! - this module: the driver — replaying and tailing the log, and the leader's writes
+//!   (each operation decides on a snapshot of the state, writes records, then waits until it
+//!   has applied them, so a write is visible when it returns).
 //!
-//! Applying a record is idempotent and depends only on the records before it, so replaying
-//! the topic from the start always rebuilds the same state.
+//! Ids and versions only grow: the next id is the highest seen + 1 and the next version of a
+//! subject its highest + 1, with checked arithmetic (2^31-1 is the last; past it the
+//! registration is refused with 42205, never wrapped or reused).
+
+mod records;
+mod state;
 
 use crate::compat::{self, Parsed};
 use crate::error::{RegistryError, RegistryResult};
@@ -19,8 +25,10 @@ use crate::types::*;
 use crate::{avro, json_schema};
 use bytes::Bytes;
 use fleetwatch_core::{INTERNAL_SCHEMAS_TOPIC, Log, OffsetSpec, ReadLimits, Record, TopicConfig};
+use records::{Key, SchemaValue};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use state::{State, Stored, VersionEntry};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -45,302 +53,6 @@ impl Default for SchemaRegistryConfig {
             leader: true,
             default_compatibility: Compatibility::Backward,
         }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "keytype", rename_all = "UPPERCASE")]
-enum Key {
-    Schema {
-        subject: String,
-        version: i32,
-        magic: i32,
-    },
-    Config {
-        subject: Option<String>,
-        magic: i32,
-    },
-    Mode {
-        subject: Option<String>,
-        magic: i32,
-    },
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SchemaValue {
-    subject: String,
-    version: i32,
-    id: i32,
-    #[serde(default)]
-    schema_type: SchemaType,
-    schema: String,
-    #[serde(default)]
-    references: Vec<SchemaReference>,
-    #[serde(default)]
-    deleted: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ConfigValue {
-    compatibility_level: Compatibility,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ModeValue {
-    mode: Mode,
-}
-
-#[derive(Debug, Clone)]
-struct Stored {
-    schema_type: SchemaType,
-    schema: String,
-    references: Vec<SchemaReference>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct VersionEntry {
-    id: i32,
-    deleted: bool,
-}
-
-type Identity = (SchemaType, String, Vec<SchemaReference>);
-
-#[derive(Default)]
-struct State {
-    schemas: HashMap<i32, Stored>,
-    by_identity: HashMap<Identity, i32>,
-    subjects: BTreeMap<String, BTreeMap<i32, VersionEntry>>,
-    subject_config: HashMap<String, Compatibility>,
-    subject_mode: HashMap<String, Mode>,
-    global_config: Option<Compatibility>,
-    global_mode: Option<Mode>,
-    max_id: i32,
-    /// Next offset of `_schemas` to apply.
-    applied: i64,
-}
-
-impl State {
-    fn apply(&mut self, key: &[u8], value: Option<&[u8]>) {
-        let Ok(key) = serde_json::from_slice::<Key>(key) else {
-            tracing::warn!("skipping a _schemas record with an unknown key");
-            return;
-        };
-        match key {
-            Key::Schema {
-                subject, version, ..
-            } => match value.map(serde_json::from_slice::<SchemaValue>) {
-                Some(Ok(v)) => {
-                    let identity = (v.schema_type, v.schema.clone(), v.references.clone());
-                    self.by_identity.entry(identity).or_insert(v.id);
-                    self.schemas.entry(v.id).or_insert(Stored {
-                        schema_type: v.schema_type,
-                        schema: v.schema,
-                        references: v.references,
-                    });
-                    self.max_id = self.max_id.max(v.id);
-                    self.subjects.entry(subject).or_default().insert(
-                        version,
-                        VersionEntry {
-                            id: v.id,
-                            deleted: v.deleted,
-                        },
-                    );
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "skipping an unreadable _schemas record")
-                }
-                None => {
-                    if let Some(vs) = self.subjects.get_mut(&subject) {
-                        vs.remove(&version);
-                        if vs.is_empty() {
-                            self.subjects.remove(&subject);
-                        }
-                    }
-                }
-            },
-            Key::Config { subject, .. } => {
-                let level = value
-                    .and_then(|v| serde_json::from_slice::<ConfigValue>(v).ok())
-                    .map(|c| c.compatibility_level);
-                match (subject, level) {
-                    (None, l) => self.global_config = l,
-                    (Some(s), Some(l)) => {
-                        self.subject_config.insert(s, l);
-                    }
-                    (Some(s), None) => {
-                        self.subject_config.remove(&s);
-                    }
-                }
-            }
-            Key::Mode { subject, .. } => {
-                let mode = value
-                    .and_then(|v| serde_json::from_slice::<ModeValue>(v).ok())
-                    .map(|m| m.mode);
-                match (subject, mode) {
-                    (None, m) => self.global_mode = m,
-                    (Some(s), Some(m)) => {
-                        self.subject_mode.insert(s, m);
-                    }
-                    (Some(s), None) => {
-                        self.subject_mode.remove(&s);
-                    }
-                }
-            }
-        }
-    }
-
-    fn live_versions(&self, subject: &str) -> Vec<(i32, VersionEntry)> {
-        self.subjects
-            .get(subject)
-            .map(|vs| {
-                vs.iter()
-                    .filter(|(_, e)| !e.deleted)
-                    .map(|(v, e)| (*v, *e))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn version_of(
-        &self,
-        subject: &str,
-        spec: &str,
-        include_deleted: bool,
-    ) -> RegistryResult<(i32, VersionEntry)> {
-        let vs = self
-            .subjects
-            .get(subject)
-            .filter(|vs| include_deleted || vs.values().any(|e| !e.deleted))
-            .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string()))?;
-        let not_found = || RegistryError::VersionNotFound {
-            subject: subject.to_string(),
-            version: spec.to_string(),
-        };
-        if spec == "latest" || spec == "-1" {
-            return vs
-                .iter()
-                .rev()
-                .find(|(_, e)| include_deleted || !e.deleted)
-                .map(|(v, e)| (*v, *e))
-                .ok_or_else(not_found);
-        }
-        let v: i32 = spec
-            .parse()
-            .ok()
-            .filter(|v| *v >= 1)
-            .ok_or_else(|| RegistryError::InvalidVersion(spec.to_string()))?;
-        match vs.get(&v) {
-            Some(e) if include_deleted || !e.deleted => Ok((v, *e)),
-            _ => Err(not_found()),
-        }
-    }
-
-    fn subject_version(
-        &self,
-        subject: &str,
-        version: i32,
-        e: VersionEntry,
-    ) -> RegistryResult<SubjectVersion> {
-        let s = self
-            .schemas
-            .get(&e.id)
-            .ok_or_else(|| RegistryError::SchemaNotFound(e.id.to_string()))?;
-        Ok(SubjectVersion {
-            subject: subject.to_string(),
-            version,
-            id: e.id,
-            schema_type: s.schema_type,
-            schema: s.schema.clone(),
-            references: s.references.clone(),
-        })
-    }
-
-    fn compatibility(&self, subject: &str, default: Compatibility) -> Compatibility {
-        self.subject_config
-            .get(subject)
-            .copied()
-            .or(self.global_config)
-            .unwrap_or(default)
-    }
-
-    fn mode(&self, subject: &str) -> Mode {
-        self.subject_mode
-            .get(subject)
-            .copied()
-            .or(self.global_mode)
-            .unwrap_or(Mode::Readwrite)
-    }
-
-    /// Visits every schema `refs` reach, dependencies before the schemas that use them.
-    fn visit_references(
-        &self,
-        refs: &[SchemaReference],
-        depth: usize,
-        visit: &mut dyn FnMut(&SchemaReference, &Stored) -> RegistryResult<()>,
-    ) -> RegistryResult<()> {
-        if depth > 32 {
-            return Err(RegistryError::InvalidSchema(
-                "references nest deeper than 32 levels".into(),
-            ));
-        }
-        for r in refs {
-            let (_, e) = self
-                .version_of(&r.subject, &r.version.to_string(), false)
-                .map_err(|_| {
-                    RegistryError::InvalidSchema(format!(
-                        "reference {:?} names subject {:?} version {}, which is not registered",
-                        r.name, r.subject, r.version
-                    ))
-                })?;
-            let s = self
-                .schemas
-                .get(&e.id)
-                .ok_or_else(|| RegistryError::SchemaNotFound(e.id.to_string()))?;
-            self.visit_references(&s.references, depth + 1, visit)?;
-            visit(r, s)?;
-        }
-        Ok(())
-    }
-
-    fn parse(&self, t: SchemaType, text: &str, refs: &[SchemaReference]) -> RegistryResult<Parsed> {
-        match t {
-            SchemaType::Avro => {
-                let mut texts: Vec<String> = Vec::new();
-                self.visit_references(refs, 0, &mut |_, s| {
-                    if !texts.contains(&s.schema) {
-                        texts.push(s.schema.clone());
-                    }
-                    Ok(())
-                })?;
-                Ok(Parsed::Avro(avro::parse(text, &texts)?))
-            }
-            SchemaType::Json => {
-                let mut docs = Vec::new();
-                self.visit_references(refs, 0, &mut |r, s| {
-                    let doc = serde_json::from_str(&s.schema).map_err(|e| {
-                        RegistryError::InvalidSchema(format!("reference {:?}: {e}", r.name))
-                    })?;
-                    docs.push((r.name.clone(), doc));
-                    Ok(())
-                })?;
-                Ok(Parsed::Json(json_schema::parse_with_references(
-                    text, &docs,
-                )?))
-            }
-            SchemaType::Protobuf => Err(RegistryError::InvalidSchema(
-                "PROTOBUF schemas are not supported yet: use AVRO or JSON".into(),
-            )),
-        }
-    }
-
-    fn parse_id(&self, id: i32) -> RegistryResult<Parsed> {
-        let s = self
-            .schemas
-            .get(&id)
-            .ok_or_else(|| RegistryError::SchemaNotFound(id.to_string()))?;
-        self.parse(s.schema_type, &s.schema, &s.references)
     }
 }
 
@@ -461,12 +173,20 @@ impl Registry {
         let recs: RegistryResult<Vec<Record>> = records
             .into_iter()
             .map(|(k, v)| {
-                let key =
-                    serde_json::to_vec(&k).map_err(|e| RegistryError::Store(e.to_string()))?;
+                let key = records::encode_key(&k)?;
                 Ok(Record::new(Some(Bytes::from(key)), v.map(Bytes::from)))
             })
             .collect();
-        let ack = self.log.append(INTERNAL_SCHEMAS_TOPIC, 0, &recs?).await?;
+        let ack = self
+            .log
+            .append(INTERNAL_SCHEMAS_TOPIC, 0, &recs?)
+            .await
+            .map_err(|e| match e {
+                fleetwatch_core::LogError::RecordTooLarge { size, limit, .. } => {
+                    RegistryError::SchemaTooLarge { size, limit }
+                }
+                e => RegistryError::Log(e),
+            })?;
         let end = ack.offsets.last().map_or(0, |o| o + 1);
         while self.read().applied < end {
             self.sync(Duration::from_millis(100)).await?;
@@ -493,6 +213,9 @@ impl Registry {
             None => SchemaType::Avro,
         };
         let parsed = st.parse(schema_type, &req.schema, &req.references)?;
+        if let Parsed::Avro(a) = &parsed {
+            avro::check_finite(a)?;
+        }
         let identity = match (&parsed, schema_type) {
             (Parsed::Json(v), _) => json_schema::identity(v),
             _ => avro::identity(&req.schema, normalize)?,
@@ -512,7 +235,7 @@ impl Registry {
         c: &Stored,
         deleted: bool,
     ) -> RegistryResult<Vec<u8>> {
-        serde_json::to_vec(&SchemaValue {
+        records::encode_schema(&SchemaValue {
             subject: subject.to_string(),
             version,
             id,
@@ -521,7 +244,6 @@ impl Registry {
             references: c.references.clone(),
             deleted,
         })
-        .map_err(|e| RegistryError::Store(e.to_string()))
     }
 
     /// `POST /subjects/{s}/versions`: registers (or finds) a schema; returns its id.
@@ -558,6 +280,11 @@ impl Registry {
                     "Subject {subject} is not in import mode: an id may only be given in IMPORT mode"
                 )));
             }
+            if let Some(id) = req.id
+                && id < 1
+            {
+                return Err(RegistryError::InvalidId(id));
+            }
             if mode != Mode::Import {
                 let level = st.compatibility(subject, self.config.default_compatibility);
                 if level != Compatibility::None {
@@ -586,11 +313,14 @@ impl Registry {
                     }
                     id
                 }
-                None => st
-                    .by_identity
-                    .get(&identity)
-                    .copied()
-                    .unwrap_or(st.max_id + 1),
+                // never wraps: ids only grow, and 2^31-1 is the last one
+                None => match st.by_identity.get(&identity) {
+                    Some(id) => *id,
+                    None => st
+                        .max_id
+                        .checked_add(1)
+                        .ok_or(RegistryError::IdsExhausted(st.max_id))?,
+                },
             };
             let max_version = st
                 .subjects
@@ -611,7 +341,9 @@ impl Registry {
                     }
                     v
                 }
-                None => max_version + 1,
+                None => max_version
+                    .checked_add(1)
+                    .ok_or_else(|| RegistryError::VersionsExhausted(subject.to_string()))?,
             };
             let stored = Stored {
                 schema_type: c.schema_type,
@@ -620,14 +352,7 @@ impl Registry {
             };
             let value = Self::schema_value(subject, version, id, &stored, false)?;
             (
-                vec![(
-                    Key::Schema {
-                        subject: subject.to_string(),
-                        version,
-                        magic: 1,
-                    },
-                    Some(value),
-                )],
+                vec![(records::schema_key(subject, version), Some(value))],
                 id,
             )
         };
@@ -775,11 +500,7 @@ impl Registry {
             let st = self.read();
             self.check_writable(&st, subject)?;
             let (v, e) = st.version_of(subject, spec, permanent)?;
-            let key = Key::Schema {
-                subject: subject.to_string(),
-                version: v,
-                magic: 1,
-            };
+            let key = records::schema_key(subject, v);
             if permanent {
                 if !e.deleted {
                     return Err(RegistryError::VersionNotSoftDeleted {
@@ -830,29 +551,10 @@ impl Registry {
                     return Err(RegistryError::SubjectNotSoftDeleted(subject.to_string()));
                 }
                 for v in all.keys() {
-                    records.push((
-                        Key::Schema {
-                            subject: subject.to_string(),
-                            version: *v,
-                            magic: 1,
-                        },
-                        None,
-                    ));
+                    records.push((records::schema_key(subject, *v), None));
                 }
-                records.push((
-                    Key::Config {
-                        subject: Some(subject.to_string()),
-                        magic: 0,
-                    },
-                    None,
-                ));
-                records.push((
-                    Key::Mode {
-                        subject: Some(subject.to_string()),
-                        magic: 0,
-                    },
-                    None,
-                ));
+                records.push((records::config_key(Some(subject)), None));
+                records.push((records::mode_key(Some(subject)), None));
                 (records, all.keys().copied().collect())
             } else {
                 if live.is_empty() {
@@ -867,11 +569,7 @@ impl Registry {
                         .get(&e.id)
                         .ok_or_else(|| RegistryError::SchemaNotFound(e.id.to_string()))?;
                     records.push((
-                        Key::Schema {
-                            subject: subject.to_string(),
-                            version: *v,
-                            magic: 1,
-                        },
+                        records::schema_key(subject, *v),
                         Some(Self::schema_value(subject, *v, e.id, stored, true)?),
                     ));
                 }
@@ -935,13 +633,22 @@ impl Registry {
             })?;
         match schema_type {
             SchemaType::Avro => {
+                // the parsed schema is cached per id; decoding needs nothing built per message
                 let parsed = self.avro_by_id(id)?;
-                let codec = crate::codec::AvroCodec::new(&parsed)?;
-                Ok((id, crate::codec::avro_to_json(&codec.decode(payload)?)))
+                let value = crate::datum::decode(&parsed, payload)
+                    .and_then(|v| crate::codec::avro_to_json(&v))
+                    .map_err(|e| RegistryError::Wire(format!("schema {id}: {e}")))?;
+                Ok((id, value))
             }
-            _ => serde_json::from_slice(payload)
-                .map(|v| (id, v))
-                .map_err(|e| RegistryError::Wire(format!("schema {id}: payload is not JSON: {e}"))),
+            _ => {
+                crate::datum::check_json_text(payload)
+                    .map_err(|e| RegistryError::Wire(format!("schema {id}: {e}")))?;
+                serde_json::from_slice(payload)
+                    .map(|v| (id, v))
+                    .map_err(|e| {
+                        RegistryError::Wire(format!("schema {id}: payload is not JSON: {e}"))
+                    })
+            }
         }
     }
 
@@ -1021,18 +728,9 @@ impl Registry {
     ) -> RegistryResult<()> {
         self.check_leader()?;
         let _w = self.write_lock.lock().await;
-        let value = serde_json::to_vec(&ConfigValue {
-            compatibility_level: level,
-        })
-        .map_err(|e| RegistryError::Store(e.to_string()))?;
-        self.write(vec![(
-            Key::Config {
-                subject: subject.map(String::from),
-                magic: 0,
-            },
-            Some(value),
-        )])
-        .await
+        let value = records::encode_config(level)?;
+        self.write(vec![(records::config_key(subject), Some(value))])
+            .await
     }
 
     /// `DELETE /config[/{s}]`: returns the level that was set.
@@ -1040,14 +738,8 @@ impl Registry {
         self.check_leader()?;
         let previous = self.get_config(subject, subject.is_none())?;
         let _w = self.write_lock.lock().await;
-        self.write(vec![(
-            Key::Config {
-                subject: subject.map(String::from),
-                magic: 0,
-            },
-            None,
-        )])
-        .await?;
+        self.write(vec![(records::config_key(subject), None)])
+            .await?;
         Ok(previous)
     }
 
@@ -1068,16 +760,9 @@ impl Registry {
     pub async fn set_mode(&self, subject: Option<&str>, mode: Mode) -> RegistryResult<()> {
         self.check_leader()?;
         let _w = self.write_lock.lock().await;
-        let value = serde_json::to_vec(&ModeValue { mode })
-            .map_err(|e| RegistryError::Store(e.to_string()))?;
-        self.write(vec![(
-            Key::Mode {
-                subject: subject.map(String::from),
-                magic: 0,
-            },
-            Some(value),
-        )])
-        .await
+        let value = records::encode_mode(mode)?;
+        self.write(vec![(records::mode_key(subject), Some(value))])
+            .await
     }
 
     /// `DELETE /mode/{s}`: returns the mode that was set.
@@ -1085,14 +770,8 @@ impl Registry {
         self.check_leader()?;
         let previous = self.get_mode(Some(subject), false)?;
         let _w = self.write_lock.lock().await;
-        self.write(vec![(
-            Key::Mode {
-                subject: Some(subject.to_string()),
-                magic: 0,
-            },
-            None,
-        )])
-        .await?;
+        self.write(vec![(records::mode_key(Some(subject)), None)])
+            .await?;
         Ok(previous)
     }
 
