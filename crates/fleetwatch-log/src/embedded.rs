@@ -505,7 +505,12 @@ impl EmbeddedLog {
 
     /// Runs the periodic work — interval fsync and retention — until `cancel` fires. The
     /// caller spawns it and owns its shutdown.
-    pub async fn run_maintenance(&self, cancel: CancellationToken) {
+    ///
+    /// Returns an error — and the caller (`serve`'s supervisor) must then stop the process —
+    /// when an interval fsync fails: acknowledged records might not be on disk, and carrying
+    /// on would keep acknowledging writes that are not synced. A failed retention pass is
+    /// done again at the next check.
+    pub async fn run_maintenance(&self, cancel: CancellationToken) -> LogResult<()> {
         let sync_every = Duration::from_millis(self.inner.config.fsync_interval_ms);
         let retention_every = Duration::from_millis(self.inner.config.retention_check_interval_ms);
         let mut last_retention = Instant::now();
@@ -521,17 +526,19 @@ impl EmbeddedLog {
                 _ = tick.tick() => {}
             }
             if self.inner.config.fsync == FsyncPolicy::Interval {
-                let _ = self.sync_all().await;
+                self.sync_all().await?;
             }
             if last_retention.elapsed() >= retention_every {
                 last_retention = Instant::now();
                 let log = self.clone();
-                let _ = tokio::task::spawn_blocking(move || {
+                tokio::task::spawn_blocking(move || {
                     log.enforce_retention(fleetwatch_core::now_ms())
                 })
-                .await;
+                .await
+                .map_err(|e| LogError::internal(format!("retention task failed: {e}")))?;
             }
         }
+        Ok(())
     }
 
     /// Syncs everything, writes index files and the clean-shutdown marker. The log stays

@@ -17,10 +17,6 @@ trait Lifecycle: Send + Sync {
     fn maintenance(&self) -> Option<Box<dyn Component>>;
     /// Flushes and closes (the embedded log writes its clean-shutdown marker).
     fn close(&self) -> BoxFuture<'_, anyhow::Result<()>>;
-    /// What opening it found worth reporting (recovery cuts of torn tails).
-    fn notes(&self) -> Vec<String> {
-        Vec::new()
-    }
 }
 
 struct Embedded(EmbeddedLog);
@@ -30,21 +26,11 @@ impl Lifecycle for Embedded {
         let e = self.0.clone();
         Some(Box::new(Task::new(
             "log_maintenance",
-            move |cancel| async move {
-                e.run_maintenance(cancel).await;
-                Ok::<(), fleetwatch_server::BoxError>(())
-            },
+            move |cancel| async move { e.run_maintenance(cancel).await },
         )))
     }
     fn close(&self) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move { self.0.close().await.context("closing the embedded log") })
-    }
-    fn notes(&self) -> Vec<String> {
-        self.0
-            .recovery_cuts()
-            .iter()
-            .map(|c| format!("{} at byte {}: {}", c.segment, c.position, c.reason))
-            .collect()
     }
 }
 
@@ -70,11 +56,6 @@ impl Opened {
     /// The backend's maintenance task, to be run (and supervised) by `serve`.
     pub fn maintenance(&self) -> Option<Box<dyn Component>> {
         self.lifecycle.maintenance()
-    }
-
-    /// What opening the backend found worth reporting (shown in `/health`).
-    pub fn notes(&self) -> Vec<String> {
-        self.lifecycle.notes()
     }
 
     /// Flushes and closes.

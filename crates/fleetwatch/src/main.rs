@@ -37,6 +37,16 @@ struct Global {
     /// Overrides `[kafka] bootstrap_servers`.
     #[arg(long, global = true, env = "FLEETWATCH_KAFKA_BOOTSTRAP")]
     bootstrap_servers: Option<String>,
+    /// Overrides any config key: `--set schema_registry.listen=127.0.0.1:0` (repeatable;
+    /// the value is TOML or a bare string; `FLEETWATCH_SET` takes several separated by `;`).
+    #[arg(
+        long = "set",
+        global = true,
+        value_name = "KEY=VALUE",
+        env = "FLEETWATCH_SET",
+        value_delimiter = ';'
+    )]
+    set: Vec<String>,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `fleetwatch_log=debug`.
     #[arg(long, global = true, env = "FLEETWATCH_LOG", default_value = "info")]
     log_level: String,
@@ -69,10 +79,10 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// Overrides `[http] listen` (port 0: any free port).
+    /// Overrides `[http] listen` (port 0: any free port); same as `--set http.listen=…`.
     #[arg(long, env = "FLEETWATCH_HTTP_LISTEN")]
     http_listen: Option<String>,
-    /// Overrides `[schema_registry] listen` (port 0: any free port).
+    /// Overrides `[schema_registry] listen`; same as `--set schema_registry.listen=…`.
     #[arg(long, env = "FLEETWATCH_SCHEMA_REGISTRY_LISTEN")]
     schema_registry_listen: Option<String>,
     /// Once every listener is bound, write their addresses here as JSON.
@@ -245,6 +255,7 @@ fn load_config(g: &Global) -> anyhow::Result<Config> {
     if let Some(s) = &g.bootstrap_servers {
         config.kafka.bootstrap_servers = s.clone();
     }
+    let config = config.apply_overrides(&g.set)?;
     config.validate()?;
     Ok(config)
 }
@@ -260,8 +271,16 @@ fn runtime(multi: bool) -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn main() {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.global.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = match tracing_subscriber::EnvFilter::try_new(&cli.global.log_level) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "fleetwatch: error: --log-level {:?} is not a log filter ({e}); use e.g. info, debug or fleetwatch_log=debug",
+                cli.global.log_level
+            );
+            std::process::exit(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -45,20 +45,11 @@ pub struct Ops {
     pub log: Arc<dyn Log>,
     /// Every metric of the process.
     pub metrics: Metrics,
-    /// Notes from opening the backend.
-    pub recovery_cuts: Vec<String>,
 }
 
 async fn health(State(ops): State<Arc<Ops>>) -> Response {
     let reachable = ops.log.list_topics().await.is_ok();
     let h = ops.log.health();
-    let mut cuts = ops.recovery_cuts.clone();
-    cuts.extend(
-        h.notes
-            .iter()
-            .filter(|n| !ops.recovery_cuts.contains(n))
-            .cloned(),
-    );
     let status = if !reachable {
         "unavailable"
     } else {
@@ -67,7 +58,7 @@ async fn health(State(ops): State<Arc<Ops>>) -> Response {
     let body = Health {
         status: status.into(),
         backend: ops.log.backend_name().into(),
-        recovery_cuts: cuts,
+        recovery_cuts: h.notes,
         degraded: h
             .degraded
             .into_iter()

@@ -177,7 +177,6 @@ async fn run_opened(
     let ops = Arc::new(Ops {
         log: log.clone(),
         metrics: metrics.clone(),
-        recovery_cuts: opened.notes(),
     });
     let http_limits = config.limits("http");
     let http_router = layers(

@@ -6,6 +6,7 @@
 #[path = "../../../fleetwatch-kafka/tests/it/broker.rs"]
 mod broker;
 mod cli;
+mod hardening;
 mod kafka_backend;
 mod kill_loop;
 mod rest;
