@@ -34,8 +34,10 @@ impl Lifecycle for Embedded {
     }
 }
 
+#[cfg(feature = "kafka")]
 struct Kafka(Arc<dyn Log>);
 
+#[cfg(feature = "kafka")]
 impl Lifecycle for Kafka {
     fn maintenance(&self) -> Option<Box<dyn Component>> {
         None
@@ -91,10 +93,16 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
                 lifecycle: Box::new(Embedded(log)),
             })
         }
+        #[cfg(feature = "kafka")]
         Backend::Kafka => open_kafka(config),
+        #[cfg(not(feature = "kafka"))]
+        Backend::Kafka => anyhow::bail!(
+            "log.backend = \"kafka\": this fleetwatch was built without the kafka feature"
+        ),
     }
 }
 
+#[cfg(feature = "kafka")]
 fn open_kafka(config: &Config) -> anyhow::Result<Opened> {
     let log: Arc<dyn Log> =
         Arc::new(config.kafka.build().with_context(|| {

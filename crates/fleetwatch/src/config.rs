@@ -4,6 +4,7 @@
 //! `--set section.key=value` (repeatable; the value is TOML, or a bare string).
 
 use anyhow::{Context, bail};
+#[cfg(feature = "kafka")]
 use fleetwatch_kafka::KafkaConfig;
 use fleetwatch_log::EmbeddedConfig;
 use fleetwatch_rest::RestConfig;
@@ -12,6 +13,21 @@ use fleetwatch_server::ConnectionLimits;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// `[kafka]` in a build without the `kafka` feature: accepted (so one config file serves
+/// both builds) but unused; `log.backend = "kafka"` is refused.
+#[cfg(not(feature = "kafka"))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct KafkaConfig {
+    /// As in the Kafka build.
+    pub bootstrap_servers: String,
+    /// As in the Kafka build.
+    pub client: BTreeMap<String, String>,
+    /// Every other key of the Kafka build.
+    #[serde(flatten)]
+    pub other: toml::Table,
+}
 
 /// Which `Log` implementation `serve` and the CLI use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -116,6 +132,10 @@ impl Config {
     /// Checks values that types alone do not; errors name the key.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.embedded.validate()?;
+        #[cfg(not(feature = "kafka"))]
+        if self.log.backend == Backend::Kafka {
+            bail!("log.backend = \"kafka\": this fleetwatch was built without the kafka feature (cargo build --features kafka)");
+        }
         if self.log.backend == Backend::Kafka && self.kafka.bootstrap_servers.trim().is_empty() {
             bail!("kafka.bootstrap_servers must be set when log.backend = \"kafka\"");
         }
@@ -272,6 +292,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "kafka")]
     fn defaults_round_trip_and_unknown_keys_are_errors() {
         let text = Config::defaults_toml().unwrap();
         assert!(text.contains("listen = \"0.0.0.0:8082\""), "{text}");
@@ -290,6 +311,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "kafka")]
     fn set_overrides_any_key_typed_by_the_schema() {
         let c = Config::default()
             .apply_overrides(&[
