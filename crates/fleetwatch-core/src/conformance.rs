@@ -73,7 +73,8 @@ macro_rules! log_conformance_tests {
         $crate::log_conformance_tests!(@each $make;
             topic_lifecycle, append_and_read_round_trip, read_limits_and_ranges,
             read_waits_for_new_data, offsets_by_time, unknown_things_are_errors,
-            subscription_follows_appends, group_members_split_and_take_over,
+            subscription_follows_appends, topic_subscription_wakes_on_any_partition,
+            group_members_split_and_take_over,
             group_commits_resume_where_left, group_evicts_silent_member, group_member_seeks,
             concurrent_appenders_keep_every_record);
     };
@@ -374,6 +375,71 @@ pub async fn subscription_follows_appends(f: &Fixture) {
     writer.await.unwrap();
     assert_eq!(seen, vec!["m0", "m1", "m2", "m3", "m4"]);
     assert_eq!(sub.position(), 5);
+}
+
+pub async fn topic_subscription_wakes_on_any_partition(f: &Fixture) {
+    use futures::StreamExt;
+    let t = topic(f, "multi", 3).await;
+    let mut sub = crate::TopicSubscription::new(f.log.clone(), &t, vec![(0, 0), (1, 0), (2, 0)]);
+    // Nothing there: a zero wait answers at once, empty.
+    assert!(
+        sub.next_batch(ReadLimits::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let log = f.log.clone();
+    let t2 = t.clone();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        log.append(&t2, 2, &[rec("k", "late", 1)]).await.unwrap();
+    });
+    let started = Instant::now();
+    let got = sub
+        .next_batch(ReadLimits::waiting(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    // Woken by the append to partition 2, not by the 30 s wait running out.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].partition, got[0].offset), (2, 0));
+    assert_eq!(sub.positions(), &[(0, 0), (1, 0), (2, 1)]);
+    // Data in several partitions is all served, rotating.
+    for p in 0..3 {
+        f.log
+            .append(&t, p, &[rec("k", &format!("p{p}"), 2)])
+            .await
+            .unwrap();
+    }
+    let mut values = Vec::new();
+    let deadline = Instant::now() + f.settle;
+    while values.len() < 3 && Instant::now() < deadline {
+        for r in sub
+            .next_batch(ReadLimits::waiting(Duration::from_millis(200)))
+            .await
+            .unwrap()
+        {
+            values.push(String::from_utf8(r.record.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    values.sort();
+    assert_eq!(values, vec!["p0", "p1", "p2"]);
+    // The one-partition subscription as a stream of batches.
+    let stream = crate::Subscription::new(f.log.clone(), &t, 2, 0)
+        .into_stream(ReadLimits::waiting(Duration::from_millis(200)));
+    let batches: Vec<_> = stream.take(1).collect().await;
+    let offsets: Vec<i64> = batches[0]
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|r| r.offset)
+        .collect();
+    assert_eq!(offsets, vec![0, 1]);
 }
 
 fn join(f: &Fixture, group: &str, topics: &[String], client: &str) -> JoinOptions {

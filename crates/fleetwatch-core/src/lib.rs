@@ -25,6 +25,7 @@ pub use log::{
     AppendAck, Assignment, DegradedPartition, GroupConsumer, GroupDescription,
     GroupMemberDescription, GroupOffset, JoinOptions, Log, LogAdmin, LogData, LogGroups, LogHealth,
     OffsetCommit, OffsetSpec, PartitionBatch, ReadBatch, ReadLimits, Subscription,
+    TopicSubscription,
 };
 pub use record::{ConsumedRecord, Header, Record, TimestampType, now_ms};
 pub use topic::{

@@ -405,4 +405,123 @@ impl Subscription {
         self.offset = batch.next_offset(self.offset);
         Ok(batch.records)
     }
+
+    /// The records as a stream of non-empty batches, for ever (each read waits up to
+    /// `limits.max_wait`, woken by appends); an error ends the stream after it is yielded.
+    pub fn into_stream(
+        self,
+        limits: ReadLimits,
+    ) -> impl futures::Stream<Item = LogResult<Vec<ConsumedRecord>>> + Send {
+        futures::stream::unfold(Some(self), move |state| async move {
+            let mut sub = state?;
+            loop {
+                match sub.next_batch(limits).await {
+                    Ok(b) if b.is_empty() => continue,
+                    Ok(b) => return Some((Ok(b), Some(sub))),
+                    Err(e) => return Some((Err(e), None)),
+                }
+            }
+        })
+    }
+}
+
+/// Follows several partitions of one topic at once: each [`TopicSubscription::next_batch`]
+/// returns the next records of whichever partitions have some, and when none has, waits
+/// until an append to *any* of them (or `max_wait`) — racing one waiting read per partition,
+/// never a sleep loop. Partitions are served in rotation so a busy one cannot starve the
+/// others.
+pub struct TopicSubscription {
+    log: Arc<dyn Log>,
+    topic: String,
+    positions: Vec<(i32, i64)>,
+    next: usize,
+}
+
+impl TopicSubscription {
+    /// Follows `topic` from these `(partition, offset)` positions.
+    pub fn new(log: Arc<dyn Log>, topic: impl Into<String>, positions: Vec<(i32, i64)>) -> Self {
+        TopicSubscription {
+            log,
+            topic: topic.into(),
+            positions,
+            next: 0,
+        }
+    }
+
+    /// The next offset to read, per partition.
+    pub fn positions(&self) -> &[(i32, i64)] {
+        &self.positions
+    }
+
+    /// The next records (at most `limits.max_records` in all), waiting up to
+    /// `limits.max_wait` when every partition is caught up.
+    pub async fn next_batch(&mut self, limits: ReadLimits) -> LogResult<Vec<ConsumedRecord>> {
+        let n = self.positions.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let now = ReadLimits {
+            max_wait: std::time::Duration::ZERO,
+            ..limits
+        };
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if out.len() >= limits.max_records {
+                break;
+            }
+            let (p, pos) = self.positions[i];
+            let batch = self
+                .log
+                .read(
+                    &self.topic,
+                    p,
+                    pos,
+                    ReadLimits {
+                        max_records: limits.max_records - out.len(),
+                        ..now
+                    },
+                )
+                .await?;
+            self.positions[i].1 = batch.next_offset(pos);
+            out.extend(batch.records);
+        }
+        self.next = (self.next + 1) % n;
+        if !out.is_empty() || limits.max_wait.is_zero() {
+            return Ok(out);
+        }
+        // Everyone is caught up: race one waiting read per partition; the first answer wins
+        // and the others are dropped (a read waiting for data holds nothing).
+        let reads: Vec<_> = self
+            .positions
+            .iter()
+            .enumerate()
+            .map(|(i, &(p, pos))| {
+                let log = self.log.clone();
+                let topic = self.topic.clone();
+                Box::pin(async move { (i, pos, log.read(&topic, p, pos, limits).await) })
+            })
+            .collect();
+        let ((i, pos, result), _, _) = futures::future::select_all(reads).await;
+        let batch = result?;
+        self.positions[i].1 = batch.next_offset(pos);
+        Ok(batch.records)
+    }
+
+    /// The records as a stream of non-empty batches (see [`Subscription::into_stream`]).
+    pub fn into_stream(
+        self,
+        limits: ReadLimits,
+    ) -> impl futures::Stream<Item = LogResult<Vec<ConsumedRecord>>> + Send {
+        futures::stream::unfold(Some(self), move |state| async move {
+            let mut sub = state?;
+            loop {
+                match sub.next_batch(limits).await {
+                    Ok(b) if b.is_empty() => continue,
+                    Ok(b) => return Some((Ok(b), Some(sub))),
+                    Err(e) => return Some((Err(e), None)),
+                }
+            }
+        })
+    }
 }

@@ -6,8 +6,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use fleetwatch_core::partitioner::Partitioner;
+use fleetwatch_core::produce::ProduceRecord;
 use fleetwatch_core::{
     ConsumedRecord, JoinOptions, Log, OffsetSpec, ReadLimits, Record, TopicConfig,
+    TopicSubscription,
 };
 use fleetwatch_schema::avro::ParsedAvro;
 use fleetwatch_schema::codec::{AvroCodec, JsonSchemaCodec};
@@ -15,7 +17,7 @@ use fleetwatch_schema::types::RegisterRequest;
 use fleetwatch_schema::{Registry, SchemaRegistryConfig, json_schema, wire};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -169,7 +171,61 @@ impl ValueEncoder {
     }
 }
 
-/// `produce`: one record per stdin line, batched per partition.
+/// Reads stdin line by line without blocking the async threads.
+pub struct StdinLines {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>,
+    line_no: usize,
+}
+
+impl StdinLines {
+    /// Stdin.
+    pub fn new() -> Self {
+        use tokio::io::AsyncBufReadExt;
+        StdinLines {
+            lines: tokio::io::BufReader::with_capacity(1 << 16, tokio::io::stdin()).lines(),
+            line_no: 0,
+        }
+    }
+
+    /// The next line and its number (from 1), or `None` at the end.
+    pub async fn next(&mut self) -> anyhow::Result<Option<(usize, String)>> {
+        self.line_no += 1;
+        let n = self.line_no;
+        Ok(self
+            .lines
+            .next_line()
+            .await
+            .with_context(|| format!("reading stdin line {n}"))?
+            .map(|l| (n, l)))
+    }
+}
+
+impl Default for StdinLines {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Splits a produced line into key and value text.
+pub fn split_line(
+    line: String,
+    key_separator: Option<&str>,
+    line_no: usize,
+) -> anyhow::Result<(Option<Bytes>, String)> {
+    Ok(match key_separator {
+        Some(sep) => match line.split_once(sep) {
+            Some((k, v)) => (Some(Bytes::from(k.to_string())), v.to_string()),
+            None => bail!(
+                "stdin line {line_no}: no key separator {sep:?} in {:?}",
+                truncate(&line)
+            ),
+        },
+        None => (None, line),
+    })
+}
+
+/// `produce`: one record per stdin line, `batch` lines per request, routed like every other
+/// producer (`fleetwatch_core::produce`: by key hash, round-robin, or `partition`).
 pub async fn produce(
     log: &dyn Log,
     topic: &str,
@@ -186,44 +242,43 @@ pub async fn produce(
     }
     let partitioner = Partitioner::new();
     let avro = encoder.avro_codec()?;
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
+    let mut stdin = StdinLines::new();
     let mut total = 0usize;
-    let mut line_no = 0usize;
+    let mut last_line = 0;
     loop {
-        let mut pending: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
-        let mut count = 0;
-        for line in lines.by_ref() {
-            line_no += 1;
-            let line = line.with_context(|| format!("reading stdin line {line_no}"))?;
-            let (key, value) = match key_separator {
-                Some(sep) => match line.split_once(sep) {
-                    Some((k, v)) => (Some(Bytes::from(k.to_string())), v.to_string()),
-                    None => bail!(
-                        "stdin line {line_no}: no key separator {sep:?} in {:?}",
-                        truncate(&line)
-                    ),
-                },
-                None => (None, line),
-            };
-            let p = partition.unwrap_or_else(|| partitioner.partition(key.as_deref(), n));
-            let value = encoder.encode(avro.as_ref(), value, line_no)?;
-            pending
-                .entry(p)
-                .or_default()
-                .push(Record::new(key, Some(value)));
-            count += 1;
-            if count >= batch {
+        let mut pending: Vec<ProduceRecord> = Vec::with_capacity(batch.min(10_000));
+        while pending.len() < batch {
+            let Some((line_no, line)) = stdin.next().await? else {
                 break;
-            }
+            };
+            last_line = line_no;
+            let (key, value) = split_line(line, key_separator, line_no)?;
+            let value = encoder.encode(avro.as_ref(), value, line_no)?;
+            pending.push(ProduceRecord {
+                partition,
+                record: Record::new(key, Some(value)),
+            });
         }
-        if count == 0 {
+        if pending.is_empty() {
             break;
         }
-        for (p, records) in pending {
-            log.append(topic, p, &records).await.with_context(|| {
-                format!("appending to {topic}-{p} (stdin up to line {line_no})")
-            })?;
+        let count = pending.len();
+        let outcomes = fleetwatch_core::produce::produce(log, &partitioner, topic, pending)
+            .await
+            .with_context(|| format!("producing to {topic} (stdin up to line {last_line})"))?;
+        if let Some(o) = outcomes.iter().find(|o| o.result.is_err()) {
+            let e = o
+                .result
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let ok = outcomes.iter().filter(|o| o.result.is_ok()).count();
+            bail!(
+                "appending to {topic}-{} (stdin up to line {last_line}): {e}; {} record(s) produced before this batch, {ok} of this batch's {count} stored",
+                o.partition,
+                total
+            );
         }
         total += count;
     }
@@ -339,7 +394,7 @@ fn emit(
 }
 
 /// `consume`: JSON lines on stdout.
-pub async fn consume(log: &dyn Log, o: ConsumeOptions) -> anyhow::Result<()> {
+pub async fn consume(log: Arc<dyn Log>, o: ConsumeOptions) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let max = o.max_messages.unwrap_or(usize::MAX);
@@ -400,42 +455,29 @@ pub async fn consume(log: &dyn Log, o: ConsumeOptions) -> anyhow::Result<()> {
             };
             positions.push((*p, pos));
         }
+        // One subscription over every partition: woken by an append to any of them.
+        let mut sub = TopicSubscription::new(log.clone(), o.topic.clone(), positions);
         while seen < max && (o.follow || idle_since.elapsed() < o.idle_timeout) {
-            let mut got = false;
-            let per = if positions.len() > 1 {
-                Duration::ZERO
+            let wait = if o.follow {
+                Duration::from_secs(1)
             } else {
-                wait
+                o.idle_timeout.saturating_sub(idle_since.elapsed())
             };
-            for (p, pos) in positions.iter_mut() {
-                let batch = log
-                    .read(
-                        &o.topic,
-                        *p,
-                        *pos,
-                        ReadLimits {
-                            max_records: (max - seen).min(10_000),
-                            max_wait: per,
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .with_context(|| format!("reading {}-{p} at offset {pos}", o.topic))?;
-                *pos = batch.next_offset(*pos);
-                for r in &batch.records {
-                    emit(&mut out, &o.topic, r, o.decoder.as_deref())?;
-                    seen += 1;
-                    got = true;
-                }
-                if seen >= max {
-                    break;
-                }
+            let records = sub
+                .next_batch(ReadLimits {
+                    max_records: (max - seen).min(10_000),
+                    max_wait: wait,
+                    ..Default::default()
+                })
+                .await
+                .with_context(|| format!("reading {} at {:?}", o.topic, sub.positions()))?;
+            for r in &records {
+                emit(&mut out, &o.topic, r, o.decoder.as_deref())?;
+                seen += 1;
             }
-            if got {
+            if !records.is_empty() {
                 idle_since = Instant::now();
                 out.flush()?;
-            } else if per.is_zero() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }

@@ -134,7 +134,9 @@ impl Config {
         self.embedded.validate()?;
         #[cfg(not(feature = "kafka"))]
         if self.log.backend == Backend::Kafka {
-            bail!("log.backend = \"kafka\": this fleetwatch was built without the kafka feature (cargo build --features kafka)");
+            bail!(
+                "log.backend = \"kafka\": this fleetwatch was built without the kafka feature (cargo build --features kafka)"
+            );
         }
         if self.log.backend == Backend::Kafka && self.kafka.bootstrap_servers.trim().is_empty() {
             bail!("kafka.bootstrap_servers must be set when log.backend = \"kafka\"");

@@ -12,4 +12,5 @@ pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod ops;
+pub mod remote;
 pub mod serve;

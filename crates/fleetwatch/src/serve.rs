@@ -235,6 +235,26 @@ async fn run_opened(
     if let Some(path) = &ready_file {
         write_ready_file(path, &listeners)?;
     }
+    // The CLI finds a server that owns the embedded data directory through this file.
+    let server_file = (config.log.backend == crate::config::Backend::Embedded)
+        .then(|| crate::remote::server_file(&config.embedded.data_dir));
+    if let Some(path) = &server_file {
+        let url = |k: &str| {
+            listeners
+                .get(k)
+                .map(|a| format!("http://{a}"))
+                .unwrap_or_default()
+        };
+        let f = crate::remote::ServerFile {
+            pid: std::process::id(),
+            http: url("http"),
+            schema_registry: url("schema_registry"),
+        };
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&f)?)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     let banner: Vec<String> = components
         .iter()
         .filter_map(|c| {
@@ -259,6 +279,10 @@ async fn run_opened(
             Err::<(), BoxError>("failing on purpose (FLEETWATCH_TEST_FAIL_COMPONENT)".into())
         })));
     }
-    supervise(components, cancel, STOP_GRACE).await?;
+    let result = supervise(components, cancel, STOP_GRACE).await;
+    if let Some(path) = &server_file {
+        let _ = std::fs::remove_file(path);
+    }
+    result?;
     Ok(())
 }

@@ -44,16 +44,28 @@ pub struct ConsumeArgs {
 /// Runs it.
 pub fn run(g: &Global, a: ConsumeArgs) -> anyhow::Result<()> {
     let config = g.config()?;
+    let start = if a.from_beginning {
+        cli::Start::Beginning
+    } else if let Some(o) = a.offset {
+        cli::Start::Offset(o)
+    } else if let Some(t) = a.timestamp {
+        cli::Start::Timestamp(t)
+    } else {
+        cli::Start::Latest
+    };
+    if let Some(r) = g.remote(&config) {
+        return crate::cmd::runtime(false)?.block_on(r.consume(
+            &a.topic,
+            a.partition,
+            start,
+            a.group.as_deref(),
+            a.max_messages,
+            a.follow,
+            Duration::from_millis(a.idle_timeout_ms),
+            a.value_format,
+        ));
+    }
     crate::cmd::with_log(&config, |log| async move {
-        let start = if a.from_beginning {
-            cli::Start::Beginning
-        } else if let Some(o) = a.offset {
-            cli::Start::Offset(o)
-        } else if let Some(t) = a.timestamp {
-            cli::Start::Timestamp(t)
-        } else {
-            cli::Start::Latest
-        };
         let decoder = if a.value_format == cli::ValueFormat::Raw {
             None
         } else {
@@ -64,7 +76,7 @@ pub fn run(g: &Global, a: ConsumeArgs) -> anyhow::Result<()> {
             )
         };
         cli::consume(
-            &*log,
+            log.clone(),
             cli::ConsumeOptions {
                 decoder,
                 topic: a.topic,

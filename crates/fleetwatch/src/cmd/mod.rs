@@ -32,6 +32,14 @@ pub struct Global {
     /// Overrides `[kafka] bootstrap_servers`.
     #[arg(long, global = true, env = "FLEETWATCH_KAFKA_BOOTSTRAP")]
     pub bootstrap_servers: Option<String>,
+    /// Go through this running server's REST Proxy API (e.g. `http://127.0.0.1:8082`)
+    /// instead of opening the log. Without it, a `serve` that owns the embedded data
+    /// directory is found and used.
+    #[arg(long, global = true, env = "FLEETWATCH_SERVER")]
+    pub server: Option<String>,
+    /// The Schema Registry of `--server` (for `--value-format avro|json-sr`).
+    #[arg(long, global = true, env = "FLEETWATCH_SERVER_REGISTRY")]
+    pub server_registry: Option<String>,
     /// Overrides any config key: `--set schema_registry.listen=127.0.0.1:0` (repeatable;
     /// the value is TOML or a bare string; `FLEETWATCH_SET` takes several separated by `;`).
     #[arg(
@@ -48,6 +56,26 @@ pub struct Global {
 }
 
 impl Global {
+    /// The running server to go through, if any: `--server`, or a live `serve` that owns
+    /// the embedded data directory.
+    pub fn remote(&self, config: &Config) -> Option<fleetwatch::remote::Remote> {
+        if let Some(url) = &self.server {
+            return Some(fleetwatch::remote::Remote::new(
+                url.clone(),
+                self.server_registry.clone(),
+            ));
+        }
+        if config.log.backend != Backend::Embedded {
+            return None;
+        }
+        let f = fleetwatch::remote::running_server(&config.embedded.data_dir)?;
+        tracing::info!(server = %f.http, "a server owns the data directory: going through its HTTP API");
+        Some(fleetwatch::remote::Remote::new(
+            f.http,
+            Some(f.schema_registry),
+        ))
+    }
+
     /// The configuration: the file (or defaults), then the flags, then `--set`.
     pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = match &self.config {

@@ -37,6 +37,17 @@ pub struct ProduceArgs {
 pub fn run(g: &Global, a: ProduceArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.batch > 0, "--batch must be at least 1");
     let config = g.config()?;
+    if let Some(r) = g.remote(&config) {
+        return crate::cmd::runtime(false)?.block_on(r.produce(
+            &a.topic,
+            a.partition,
+            a.key_separator.as_deref(),
+            a.batch,
+            a.value_format,
+            a.schema.as_deref(),
+            a.subject.as_deref(),
+        ));
+    }
     crate::cmd::with_log(&config, |log| async move {
         let encoder = cli::ValueEncoder::new(
             a.value_format,

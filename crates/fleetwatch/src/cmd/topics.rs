@@ -40,6 +40,20 @@ pub enum Cmd {
 /// Runs it.
 pub fn run(g: &Global, cmd: Cmd) -> anyhow::Result<()> {
     let config = g.config()?;
+    if let Some(r) = g.remote(&config) {
+        return crate::cmd::runtime(false)?.block_on(async move {
+            match cmd {
+                Cmd::Create {
+                    name,
+                    partitions,
+                    settings,
+                } => r.topics_create(&name, partitions, &settings).await,
+                Cmd::List => r.topics_list().await,
+                Cmd::Describe { name } => r.topics_describe(&name).await,
+                Cmd::Delete { name } => r.topics_delete(&name).await,
+            }
+        });
+    }
     crate::cmd::with_log(&config, |log| async move {
         let log = &*log;
         match cmd {

@@ -540,3 +540,121 @@ async fn damage_in_an_old_segment_is_kept_aside_and_reported_degraded() {
     let o: Value = get_json(&c, s.url("/topics/d/partitions/0/offsets")).await;
     assert_eq!(o["end_offset"], 60, "{o}");
 }
+
+#[tokio::test]
+async fn the_cli_works_beside_a_running_server() {
+    use crate::server::run_cli;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &[]);
+    // The server owns the data directory; the CLI goes through its HTTP API.
+    let (ok, out, err) = run_cli(&data, &["topics", "create", "cars", "-p", "3"], "");
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("created topic cars with 3 partition(s)"),
+        "{out}"
+    );
+    let lines: String = (0..30)
+        .map(|i| format!("car-{i}\t{{\"n\":{i}}}\n"))
+        .collect();
+    let (ok, _, err) = run_cli(
+        &data,
+        &[
+            "produce",
+            "-t",
+            "cars",
+            "--key-separator",
+            "\t",
+            "--batch",
+            "7",
+        ],
+        &lines,
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("produced 30 record(s) to cars"), "{err}");
+    let (ok, out, err) = run_cli(
+        &data,
+        &["consume", "-t", "cars", "--from-beginning", "-n", "30"],
+        "",
+    );
+    assert!(ok, "{err}");
+    let got: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 30, "{out}");
+    // Keys landed where Kafka's partitioner puts them, as without a server.
+    for r in &got {
+        let key = r["key"].as_str().unwrap();
+        let want = fleetwatch_core::partitioner::partition_for_key(key.as_bytes(), 3);
+        assert_eq!(r["partition"], want, "{r}");
+    }
+    let (ok, out, err) = run_cli(&data, &["topics", "describe", "cars"], "");
+    assert!(ok, "{err}");
+    let d: Value = serde_json::from_str(&out).unwrap();
+    let total: i64 = d["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["high_watermark"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 30, "{d}");
+    // Avro through the server's Schema Registry, both ways.
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/cardata-v1.avsc");
+    let (ok, _, err) = run_cli(&data, &["topics", "create", "avro"], "");
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(schema).unwrap();
+    let fields: Value = serde_json::from_str(&text).unwrap();
+    let mut doc = serde_json::Map::new();
+    for f in fields["fields"].as_array().unwrap() {
+        let v = match f["type"].as_str() {
+            Some("string") => json!("c1"),
+            Some("int") | Some("long") => json!(7),
+            _ => json!(1.5),
+        };
+        doc.insert(f["name"].as_str().unwrap().to_string(), v);
+    }
+    let line = format!("{}\n", Value::Object(doc.clone()));
+    let (ok, _, err) = run_cli(
+        &data,
+        &[
+            "produce",
+            "-t",
+            "avro",
+            "--value-format",
+            "avro",
+            "--schema",
+            schema,
+        ],
+        &line,
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = run_cli(
+        &data,
+        &[
+            "consume",
+            "-t",
+            "avro",
+            "--from-beginning",
+            "-n",
+            "1",
+            "--value-format",
+            "avro",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let r: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert!(r["schema_id"].as_i64().is_some(), "{r}");
+    for (k, v) in &doc {
+        assert_eq!(&r["value"][k], v, "{r}");
+    }
+    let (ok, _, err) = run_cli(&data, &["topics", "delete", "_schemas"], "");
+    assert!(!ok && err.contains("internal"), "{err}");
+    // Once the server stops, the CLI opens the log itself again.
+    assert!(s.stop().success());
+    assert!(!data.join("server.json").exists());
+    let (ok, out, err) = run_cli(&data, &["topics", "list"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("cars"), "{out}");
+}
