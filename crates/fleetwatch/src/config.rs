@@ -142,6 +142,19 @@ impl Config {
             bail!("kafka.bootstrap_servers must be set when log.backend = \"kafka\"");
         }
         self.http.validate().map_err(anyhow::Error::msg)?;
+        // Two listeners on one address: say so, rather than "in use" when binding the second.
+        let listens = [
+            ("http.listen", &self.http.listen),
+            ("schema_registry.listen", &self.schema_registry.listen),
+        ];
+        for (i, (ka, a)) in listens.iter().enumerate() {
+            for (kb, b) in &listens[i + 1..] {
+                let port0 = a.rsplit_once(':').is_some_and(|(_, p)| p == "0");
+                if a == b && !port0 {
+                    bail!("{ka} and {kb} are both {a:?}: each listener needs its own address");
+                }
+            }
+        }
         for (name, limits) in &self.connections {
             if name != "default" && !LISTENERS.contains(&name.as_str()) {
                 bail!(

@@ -138,6 +138,38 @@ async fn internal_topics_cannot_be_deleted_written_or_created_by_clients() {
         assert_eq!((st, code), (403, 40301), "{what}: {msg}");
         assert!(msg.contains("internal"), "{what}: {msg}");
     }
+    // The longest topic name Kafka allows fits the file system, temporary files included.
+    let long = "t".repeat(249);
+    let r = c
+        .post(s.url("/v3/clusters/fleetwatch/topics"))
+        .json(&json!({"topic_name": long, "partitions_count": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let r = c
+        .post(s.url(&format!("/topics/{long}")))
+        .header("Content-Type", JSON_V2)
+        .body(r#"{"records":[{"value":1}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .delete(s.url(&format!("/v3/clusters/fleetwatch/topics/{long}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (st, code, _) = error_of(
+        c.post(s.url("/v3/clusters/fleetwatch/topics"))
+            .json(&json!({"topic_name": "t".repeat(250)}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((st, code), (422, 42201));
     // _schemas is still there and the registry still works after the attempts.
     let topics: Vec<String> = get_json(&c, s.url("/topics")).await;
     assert!(topics.contains(&"_schemas".to_string()), "{topics:?}");
