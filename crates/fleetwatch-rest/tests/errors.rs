@@ -281,7 +281,7 @@ async fn every_code_is_reached() {
             "POST",
             "/topics/t".into(),
             Some(JSON),
-            format!(r#"{{"records":[{}]}}"#, vec!["{}"; 11].join(",")),
+            format!(r#"{{"records":[{}]}}"#, ["{}"; 11].join(",")),
         ),
         (
             Code::UnsupportedMedia,
