@@ -332,7 +332,13 @@ impl EmbeddedLog {
             };
         }
         let root = topics_dir(&self.inner.config.data_dir);
-        let tmp = root.join(format!("{name}~creating"));
+        // Temporary names do not grow with the topic name: a 249-character topic (Kafka's
+        // longest) must fit the file system's 255-byte names in every state.
+        let seq = self
+            .inner
+            .deleted_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = root.join(format!("~creating-{seq}"));
         let dir = root.join(name);
         let io = |what: &str, p: &Path| {
             let ctx = format!("{what} {}", p.display());
@@ -664,7 +670,7 @@ impl LogAdmin for EmbeddedLog {
                 .inner
                 .deleted_seq
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let grave = t.dir.with_file_name(format!("{name}~deleted-{seq}"));
+            let grave = t.dir.with_file_name(format!("~deleted-{seq}"));
             std::fs::rename(&t.dir, &grave)
                 .map_err(|e| LogError::io(format!("deleting {}", t.dir.display()), e))?;
             let root = topics_dir(&log.inner.config.data_dir);
