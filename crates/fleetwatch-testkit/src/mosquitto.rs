@@ -93,11 +93,10 @@ fn start_own() -> SocketAddr {
     let Some(bin) = mosquitto_bin() else {
         panic!(
             "no MQTT broker: nothing answers on 127.0.0.1:1883 and no `mosquitto` binary is \
-             installed (apt-get install mosquitto; .ci/run does this), or set FLEETWATCH_MQTT"
+             installed (Debian package `mosquitto`), or set FLEETWATCH_MQTT to a broker's host:port"
         );
     };
     let addr = crate::free_addr();
-    // The config file must outlive the broker, which lives as long as the process.
     let conf = std::env::temp_dir().join(format!("fleetwatch-mosquitto-{}.conf", addr.port()));
     let log = conf.with_extension("log");
     std::fs::write(
@@ -108,7 +107,8 @@ fn start_own() -> SocketAddr {
         ),
     )
     .expect("writing the mosquitto config");
-    spawn_watched(&bin, &["-c", &conf.to_string_lossy()], &log);
+    // The watchdog removes the config once the broker is stopped; the log stays for a look.
+    spawn_watched(&bin, &["-c", &conf.to_string_lossy()], &log, &[&conf]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match connect(addr) {

@@ -77,6 +77,7 @@ fn start() -> SocketAddr {
             "memory://tansu/",
         ],
         &log,
+        &[],
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
