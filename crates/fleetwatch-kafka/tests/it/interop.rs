@@ -1,11 +1,11 @@
 //! Records written by fleetwatch are read by Python `confluent-kafka` with the same keys,
 //! partitions and values, and the reverse; keyed partitions agree with Kafka's murmur2.
 
-use crate::broker::{bootstrap, python};
 use bytes::Bytes;
 use fleetwatch_core::partitioner::partition_for_key;
 use fleetwatch_core::{LogAdmin, LogData, ReadLimits, Record, TopicConfig};
 use fleetwatch_kafka::KafkaConfig;
+use fleetwatch_testkit::tansu::{bootstrap, python};
 use std::process::Command;
 use std::time::Duration;
 

@@ -2,10 +2,10 @@
 //! than the cap, round after round, closes and recreates readers and still returns every
 //! record once, in order, with the refined high watermark of multi-record batches.
 
-use crate::broker::bootstrap;
 use bytes::Bytes;
 use fleetwatch_core::{LogAdmin, LogData, OffsetSpec, ReadLimits, Record, TopicConfig};
 use fleetwatch_kafka::KafkaConfig;
+use fleetwatch_testkit::tansu::bootstrap;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! The CLI: topics, produce from stdin, consume as JSON lines (from the beginning, an
 //! offset, a timestamp, a group), config defaults, and one-line errors.
 
-use crate::server::run_cli;
+use fleetwatch_testkit::server::run_cli;
 use serde_json::Value;
 
 fn lines(out: &str) -> Vec<Value> {

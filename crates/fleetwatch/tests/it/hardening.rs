@@ -3,7 +3,7 @@
 //! do not wait behind a fetch, connection limits, every error in the API's shape, damage
 //! reported as `degraded`.
 
-use crate::server::{Server, bin, get_json};
+use fleetwatch_testkit::server::{Server, bin, get_json};
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,8 +1,8 @@
 //! `fleetwatch serve` on the Kafka backend (a real tansu broker): the same HTTP API works
 //! unchanged.
 
-use crate::broker::bootstrap;
-use crate::server::{Server, get_json};
+use fleetwatch_testkit::server::{Server, get_json};
+use fleetwatch_testkit::tansu::bootstrap;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,8 @@
 //! record must be there afterwards, at its acknowledged offset, in order, exactly once.
 //! `FLEETWATCH_KILL_LOOPS` sets the number of kills (default 10; CI runs 50).
 
-use crate::server::Server;
 use fleetwatch_core::{LogData, OffsetSpec, ReadLimits};
+use fleetwatch_testkit::server::Server;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;

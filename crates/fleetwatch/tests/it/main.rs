@@ -3,12 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../../../fleetwatch-kafka/tests/it/broker.rs"]
-mod broker;
 mod cli;
 mod hardening;
 mod kafka_backend;
 mod kill_loop;
 mod rest;
 mod schema_registry;
-mod server;

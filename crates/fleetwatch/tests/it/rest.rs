@@ -1,7 +1,7 @@
 //! The HTTP API, black-box: REST Proxy v2 produce and consumers, v3 topic admin, errors in
 //! Confluent's shape, `/health` and `/metrics`.
 
-use crate::server::{Server, get_json};
+use fleetwatch_testkit::server::{Server, get_json};
 use serde_json::{Value, json};
 
 const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
@@ -449,7 +449,7 @@ async fn ready_file_port_zero_clean_stop_and_port_in_use() {
     let s = Server::start(&dir.path().join("data"), &[]);
     let addr = s.base.trim_start_matches("http://").to_string();
     // A second server on the same port fails, naming the config key.
-    let out = std::process::Command::new(crate::server::bin())
+    let out = std::process::Command::new(fleetwatch_testkit::server::bin())
         .arg("--data-dir")
         .arg(dir.path().join("other"))
         .args([

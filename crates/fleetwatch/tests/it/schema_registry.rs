@@ -3,8 +3,8 @@
 //! bytes made by `fleetwatch produce` read by the Python deserializer; state across a
 //! restart.
 
-use crate::broker::python;
-use crate::server::{Server, get_json, run_cli};
+use fleetwatch_testkit::server::{Server, get_json, run_cli};
+use fleetwatch_testkit::tansu::python;
 use serde_json::{Value, json};
 use std::process::Command;
 
