@@ -575,7 +575,7 @@ async fn damage_in_an_old_segment_is_kept_aside_and_reported_degraded() {
 
 #[tokio::test]
 async fn the_cli_works_beside_a_running_server() {
-    use crate::server::run_cli;
+    use fleetwatch_testkit::server::run_cli;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let s = Server::start(&data, &[]);

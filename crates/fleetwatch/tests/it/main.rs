@@ -5,6 +5,7 @@
 
 mod cli;
 mod hardening;
+#[cfg(feature = "kafka")]
 mod kafka_backend;
 mod kill_loop;
 mod rest;
