@@ -1,6 +1,6 @@
-//! `fleetwatch bench recovery` ([`run`], [`table`]): how long the embedded log takes to start after an unclean
-//! stop (every segment re-checked: CRC of every batch, offset continuity), and after a clean
-//! one for comparison, for logs of given sizes.
+//! `fleetwatch bench recovery` ([`run`], [`table`]): how long the embedded log takes to
+//! start after an unclean stop (every segment re-checked: CRC of every batch, offset
+//! continuity), and after a clean one for comparison, for logs of given sizes.
 //!
 //! For each size: a fresh directory, one partition, batches of 1000 records of
 //! `record_bytes` value bytes appended until the log holds that many bytes, synced; then the
@@ -10,14 +10,13 @@
 //! of checking, not of reading a cold disk. `cpu_seconds` is the process's user + system
 //! time during the start-up, and `bytes_per_sec` is bytes checked per wall-clock second.
 
+use super::{Timer, human_bytes, round};
 use bytes::Bytes;
 use fleetwatch_core::{LogAdmin, LogData, Record, TopicConfig};
 use fleetwatch_log::{EmbeddedConfig, EmbeddedLog, FsyncPolicy, RecoveryStats};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
-
-use super::{Timer, human_bytes, round};
 
 /// Options of `bench recovery`.
 #[derive(Debug, Clone)]
