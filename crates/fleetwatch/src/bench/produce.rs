@@ -19,7 +19,9 @@
 //!   reuses is not counted again, so the first request is the one to read;
 //! - `oversized`: then one body of 16 MiB of empty records (`{}`, about 5.6 M of them), which
 //!   the server must refuse with 413 / 41302 while parsing, and its peak growth, measured
-//!   the same way.
+//!   the same way. It runs after the large requests, so pages the allocator kept from them
+//!   are reused and its growth is a lower bound; compare its `peak_kib` with theirs: the
+//!   refused body must not lift the process above what accepted requests take.
 //!
 //! Before the produce path parsed bodies as raw JSON (borrowed slices, the record count
 //! checked while parsing), the server built a JSON tree of the whole body first: that
