@@ -14,7 +14,7 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(1_000_000);
     let last_cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
     let pinned = fleetwatch::bench::pin_to_cpu(last_cpu);
-    let opts = fleetwatch::bench::LogBenchOptions {
+    let opts = fleetwatch::bench::log::LogBenchOptions {
         records,
         record_bytes: 200,
         batch: 1000,
@@ -24,8 +24,6 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let report = rt.block_on(fleetwatch::bench::run_log(opts, pinned))?;
-    eprint!("{}", fleetwatch::bench::table(&report));
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    let report = rt.block_on(fleetwatch::bench::log::run(opts, pinned))?;
+    fleetwatch::bench::print(&report, fleetwatch::bench::log::table)
 }

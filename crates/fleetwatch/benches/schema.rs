@@ -6,7 +6,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let opts = fleetwatch::bench::SchemaBenchOptions {
+    let opts = fleetwatch::bench::schema::SchemaBenchOptions {
         records: 2_000_000,
         http_seconds: 5.0,
         http_clients: 32,
@@ -14,8 +14,6 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = rt.block_on(fleetwatch::bench::run_schema(opts))?;
-    eprint!("{}", fleetwatch::bench::schema_table(&report));
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    let report = rt.block_on(fleetwatch::bench::schema::run(opts))?;
+    fleetwatch::bench::print(&report, fleetwatch::bench::schema::table)
 }

@@ -7,7 +7,6 @@
 
 pub mod backend;
 pub mod bench;
-pub mod bench_recovery;
 pub mod cli;
 pub mod config;
 pub mod metrics;

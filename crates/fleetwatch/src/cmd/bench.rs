@@ -10,6 +10,56 @@ pub enum Cmd {
     Log(BenchLogArgs),
     /// The schema registry: Avro encode/decode of cardata-v1, schema-id lookups over HTTP.
     Schema(BenchSchemaArgs),
+    /// The embedded log's start-up: after an unclean stop (every batch checked) vs a clean one.
+    Recovery(BenchRecoveryArgs),
+    /// REST Proxy produce requests of 100,000 records: rate, CPU, peak memory per record; and
+    /// a 16 MiB body of empty records, which must be refused (413 / 41302).
+    Produce(BenchProduceArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchRecoveryArgs {
+    /// A short run (one log of 4 MiB) for smoke tests.
+    #[arg(long, env = "FLEETWATCH_BENCH_QUICK")]
+    pub quick: bool,
+    /// Log sizes, comma-separated: `1GiB`, `512MiB` or plain bytes (default 1GiB,10GiB;
+    /// 4MiB with --quick).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = bench::parse_size,
+        env = "FLEETWATCH_BENCH_SIZES"
+    )]
+    pub sizes: Option<Vec<u64>>,
+    /// A directory on the disk to measure (a subdirectory is created and removed).
+    #[arg(long, default_value = "/var/tmp", env = "FLEETWATCH_BENCH_DIR")]
+    pub dir: PathBuf,
+    /// Value bytes per record.
+    #[arg(long, default_value_t = 200, env = "FLEETWATCH_BENCH_RECORD_BYTES")]
+    pub record_bytes: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchProduceArgs {
+    /// A short run (2 large requests) for smoke tests.
+    #[arg(long, env = "FLEETWATCH_BENCH_QUICK")]
+    pub quick: bool,
+    /// Large requests to measure (default 10; 2 with --quick).
+    #[arg(long, env = "FLEETWATCH_BENCH_REQUESTS")]
+    pub requests: Option<usize>,
+    /// Records per request (at most http.max_records_per_request, 100,000).
+    #[arg(
+        long,
+        default_value_t = 100_000,
+        env = "FLEETWATCH_BENCH_RECORDS_PER_REQUEST"
+    )]
+    pub records_per_request: usize,
+    /// Partitions of the topic produced to.
+    #[arg(long, default_value_t = 1, env = "FLEETWATCH_BENCH_PARTITIONS")]
+    pub partitions: i32,
+    /// A directory for the log (a temporary subdirectory is created and removed).
+    #[arg(long, default_value = "/var/tmp", env = "FLEETWATCH_BENCH_DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -69,30 +119,53 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                 a.batch > 0 && records > 0,
                 "--records and --batch must be positive"
             );
-            let opts = bench::LogBenchOptions {
+            let opts = bench::log::LogBenchOptions {
                 records,
                 record_bytes: a.record_bytes,
                 batch: a.batch,
                 dir: a.dir,
                 tmpfs_dir: a.tmpfs_dir,
             };
-            let report = crate::cmd::runtime(false)?.block_on(bench::run_log(opts, pinned))?;
-            eprint!("{}", bench::table(&report));
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(())
+            let report = crate::cmd::runtime(false)?.block_on(bench::log::run(opts, pinned))?;
+            bench::print(&report, bench::log::table)
         }
         Cmd::Schema(a) => {
-            let opts = bench::SchemaBenchOptions {
+            let opts = bench::schema::SchemaBenchOptions {
                 records: a
                     .records
                     .unwrap_or(if a.quick { 100_000 } else { 2_000_000 }),
                 http_seconds: a.http_seconds.unwrap_or(if a.quick { 1.0 } else { 5.0 }),
                 http_clients: a.http_clients,
             };
-            let report = crate::cmd::runtime(true)?.block_on(bench::run_schema(opts))?;
-            eprint!("{}", bench::schema_table(&report));
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(())
+            let report = crate::cmd::runtime(true)?.block_on(bench::schema::run(opts))?;
+            bench::print(&report, bench::schema::table)
+        }
+        Cmd::Recovery(a) => {
+            let sizes_bytes = a.sizes.unwrap_or_else(|| {
+                if a.quick {
+                    vec![4 << 20]
+                } else {
+                    vec![1 << 30, 10 << 30]
+                }
+            });
+            anyhow::ensure!(a.record_bytes > 0, "--record-bytes must be positive");
+            let opts = bench::recovery::RecoveryBenchOptions {
+                sizes_bytes,
+                dir: a.dir,
+                record_bytes: a.record_bytes,
+            };
+            let report = crate::cmd::runtime(false)?.block_on(bench::recovery::run(opts))?;
+            bench::print(&report, bench::recovery::table)
+        }
+        Cmd::Produce(a) => {
+            let opts = bench::produce::ProduceBenchOptions {
+                requests: a.requests.unwrap_or(if a.quick { 2 } else { 10 }),
+                records_per_request: a.records_per_request,
+                partitions: a.partitions,
+                dir: a.dir,
+            };
+            let report = crate::cmd::runtime(true)?.block_on(bench::produce::run(opts))?;
+            bench::print(&report, bench::produce::table)
         }
     }
 }
