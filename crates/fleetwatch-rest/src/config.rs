@@ -11,7 +11,8 @@ pub struct RestConfig {
     /// Largest request body accepted, in bytes (413 / 41301 over it).
     pub max_request_bytes: usize,
     /// Most records in one produce request (413 / 41302 over it). Bounds the memory a
-    /// request can take: per record the server holds about 150 bytes beyond the body.
+    /// request can take: at its peak the server holds about 600 bytes per record beyond the body
+    /// (`fleetwatch bench produce`).
     pub max_records_per_request: usize,
     /// A consumer instance unused for this long is removed (REST Proxy's
     /// `consumer.instance.timeout.ms`).
