@@ -690,3 +690,36 @@ async fn the_cli_works_beside_a_running_server() {
     assert!(ok, "{err}");
     assert!(out.contains("cars"), "{out}");
 }
+
+#[tokio::test]
+async fn reading_the_subscription_or_offsets_keeps_an_instance_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with_global(
+        &dir.path().join("data"),
+        &["--set", "http.consumer_instance_timeout_ms=1000"],
+    );
+    let c = reqwest::Client::new();
+    let r = c
+        .post(s.url("/consumers/kg"))
+        .json(&json!({"name": "i"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let base = s.url("/consumers/kg/instances/i");
+    // 3 s of reads only (twice the timeout): the instance stays.
+    for i in 0..10 {
+        let path = if i % 2 == 0 {
+            "subscription"
+        } else {
+            "offsets"
+        };
+        let r = c.get(format!("{base}/{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path} after {i} reads");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Left alone, it expires.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let (st, code, _) = error_of(c.get(format!("{base}/subscription")).send().await.unwrap()).await;
+    assert_eq!((st, code), (404, 40403));
+}
