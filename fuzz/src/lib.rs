@@ -33,8 +33,11 @@ use fleetwatch_schema::{datum, wire};
 use serde_json::Value as Json;
 use std::sync::OnceLock;
 
+/// A fuzz target: any bytes in, no panic out.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (the name is its corpus folder and, prefixed `afl_`, its binary).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("batch", target_batch),
     ("segment", target_segment),
     ("avro", target_avro),

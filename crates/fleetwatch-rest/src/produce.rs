@@ -316,3 +316,34 @@ pub(crate) async fn produce(
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(body: &'static [u8], format: Format, max: usize) -> ApiResult<Vec<ProduceRecord>> {
+        parse_produce_body("t", &Bytes::from_static(body), format, max, None, 42)
+    }
+
+    #[test]
+    fn the_pure_half_parses_and_refuses_like_the_handler() {
+        let body =
+            Bytes::from_static(br#"{"records":[{"key":"k","value":{"a":1},"partition":2}]}"#);
+        let r = parse_produce_body("t", &body, Format::Json, 10, Some(5), 42).unwrap();
+        assert_eq!(r[0].partition, Some(5));
+        assert_eq!(r[0].record.timestamp, 42);
+        assert_eq!(r[0].record.value.as_deref(), Some(&br#"{"a":1}"#[..]));
+        let two = br#"{"records":[{"value":"YQ=="},{"value":"Yg=="}]}"#;
+        let b = parse(two, Format::Binary, 2).unwrap();
+        assert_eq!(b[1].record.value.as_deref(), Some(&b"b"[..]));
+        let too_many = parse(two, Format::Binary, 1).unwrap_err();
+        assert_eq!(too_many.code(), Code::TooManyRecords);
+        assert!(too_many.message().starts_with("produce to t: "));
+        let empty = parse(br#"{"records":[]}"#, Format::Json, 9).unwrap_err();
+        assert_eq!(empty.code(), Code::MalformedBody);
+        let bad = parse(br#"{"records":[{"value":"!"}]}"#, Format::Binary, 9).unwrap_err();
+        assert_eq!(bad.code(), Code::Conversion);
+        assert!(bad.message().contains("records[0].value"));
+    }
+}
