@@ -138,6 +138,20 @@ fn sink() -> Vec<u8> {
     wire::frame(2, &d)
 }
 
+/// The map branch of the union schema, by hand: the codec writes a map in hash order, so
+/// a seed made by it would change from run to run.
+fn union_map() -> Vec<u8> {
+    let mut d = Vec::new();
+    zz(&mut d, 2);
+    zz(&mut d, 2);
+    avro_bytes(&mut d, b"a");
+    d.extend_from_slice(&1.5f64.to_le_bytes());
+    avro_bytes(&mut d, b"b");
+    d.extend_from_slice(&(-0.0f64).to_le_bytes());
+    zz(&mut d, 0);
+    wire::frame(3, &d)
+}
+
 /// The array branch of the union schema in one block with a negative count (and its size).
 fn negative_block() -> Vec<u8> {
     let mut d = Vec::new();
@@ -203,7 +217,7 @@ pub fn all() -> Vec<Seed> {
         seed("avro", "sink", sink()),
         seed("avro", "union-array-negative-block", negative_block()),
         seed("avro", "union-null", avro(3, "null")),
-        seed("avro", "union-map", avro(3, r#"{"map":{"a":1.5,"b":-0.0}}"#)),
+        seed("avro", "union-map", union_map()),
         seed("avro", "union-array", avro(3, r#"{"array":[1,-2,3000000000]}"#)),
         seed(
             "avro",

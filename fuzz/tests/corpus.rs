@@ -89,8 +89,13 @@ fn mutate(rng: &mut Rng, input: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
                 let i = rng.below(len);
                 v[i] = INTERESTING_8[rng.below(INTERESTING_8.len())];
             }
-            2 if len >= 8 => {
-                let i = rng.below(len - 7);
+            2 if len >= 9 => {
+                // often at byte 1: the base offset of the log targets' first batch
+                let i = if rng.below(3) == 0 {
+                    1
+                } else {
+                    rng.below(len - 7)
+                };
                 let x = INTERESTING_64[rng.below(INTERESTING_64.len())];
                 v[i..i + 8].copy_from_slice(&x.to_le_bytes());
             }
