@@ -216,8 +216,12 @@ pub fn decode_header(buf: &[u8], verify: bool) -> Result<BatchHeader, BatchError
     if record_count == 0 {
         return Err(BatchError::Malformed("empty batch"));
     }
+    let base_offset = le_i64(buf, 0);
+    if base_offset.checked_add(i64::from(record_count)).is_none() {
+        return Err(BatchError::Malformed("offsets run past i64::MAX"));
+    }
     Ok(BatchHeader {
-        base_offset: le_i64(buf, 0),
+        base_offset,
         total_len,
         crc,
         record_count,
@@ -455,6 +459,27 @@ mod tests {
             prop_assert!(plausible_header(&buf, 0, buf.len() as u64, &capped).is_none());
             // garbage never panics
             let _ = plausible_header(&junk, 0, junk.len() as u64, &tight);
+        }
+    }
+
+    /// Found with the fuzz target `batch` (fuzz/corpus/batch/regress-base-offset-i64-max): the
+    /// offset is not covered by the CRC, and `decode_records` added to it unchecked.
+    #[test]
+    fn offsets_past_i64_max_are_malformed() {
+        let records = vec![Record::from_value("a"), Record::from_value("b")];
+        let mut buf = Vec::new();
+        encode(&mut buf, i64::MAX - 2, &records);
+        let h = decode_header(&buf, true).unwrap();
+        assert_eq!(h.next_offset(), i64::MAX);
+        let mut out = Vec::new();
+        decode_records(Bytes::from(buf.clone()), &h, 0, 0, &mut out).unwrap();
+        assert_eq!(out[1].offset, i64::MAX - 1);
+        buf[..8].copy_from_slice(&(i64::MAX - 1).to_le_bytes());
+        for verify in [true, false] {
+            assert_eq!(
+                decode_header(&buf, verify),
+                Err(BatchError::Malformed("offsets run past i64::MAX"))
+            );
         }
     }
 

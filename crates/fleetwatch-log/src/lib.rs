@@ -50,6 +50,8 @@
 mod batch;
 mod coordinator;
 mod embedded;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 mod partition;
 mod segment;

@@ -18,6 +18,7 @@ mod produce;
 pub mod types;
 
 pub use config::RestConfig;
+pub use produce::parse_produce_body;
 
 use axum::Router;
 use axum::body::Bytes;

@@ -171,6 +171,93 @@ async fn partition_count(state: &AppState, topic: &str) -> ApiResult<()> {
     }
 }
 
+/// Parses the JSON of a produce body, counting records as they are parsed (41302 past
+/// `max`), and refuses an empty `records`. `what` prefixes the errors.
+fn parse_request<'b>(body: &'b Bytes, max: usize, what: &str) -> ApiResult<RequestIn<'b>> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = RequestSeed { max }
+        .deserialize(&mut de)
+        .and_then(|r| de.end().map(|()| r));
+    let req = match parsed {
+        Ok(r) => r,
+        Err(e) if e.to_string().contains(TOO_MANY) => {
+            return Err(ApiError::new(
+                Code::TooManyRecords,
+                format!(
+                    "{what}: more than http.max_records_per_request ({max}) records in one request"
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::malformed(format!(
+                "{what}: invalid JSON body: {e}"
+            )));
+        }
+    };
+    if req.records.is_empty() {
+        return Err(ApiError::malformed(
+            "records: at least one record is required",
+        ));
+    }
+    Ok(req)
+}
+
+/// Turns parsed records into what core's routing takes: keys and values as slices of
+/// `body` (JSON) or decoded base64 (binary; header values are base64 in both formats);
+/// records without a timestamp get `now`.
+fn to_records(
+    body: &Bytes,
+    req: RequestIn<'_>,
+    format: Format,
+    fixed_partition: Option<i32>,
+    now: i64,
+) -> ApiResult<Vec<ProduceRecord>> {
+    let mut records = Vec::with_capacity(req.records.len());
+    for (i, r) in req.records.iter().enumerate() {
+        let key = to_bytes(body, r.key, format, &format!("records[{i}].key"))?;
+        let value = to_bytes(body, r.value, format, &format!("records[{i}].value"))?;
+        let mut rec_headers = Vec::with_capacity(r.headers.len());
+        for (j, h) in r.headers.iter().enumerate() {
+            let at = format!("records[{i}].headers[{j}].value");
+            // Header values are base64 (or null) in both formats.
+            let value = to_bytes(body, h.value, Format::Binary, &at)?;
+            rec_headers.push(Header {
+                key: h.name.clone(),
+                value,
+            });
+        }
+        records.push(ProduceRecord {
+            partition: fixed_partition.or(r.partition),
+            record: Record {
+                key,
+                value,
+                headers: rec_headers,
+                timestamp: r.timestamp.unwrap_or(now),
+                timestamp_type: TimestampType::CreateTime,
+            },
+        });
+    }
+    Ok(records)
+}
+
+/// The pure half of a produce request, without the log: parses a REST Proxy v2 produce
+/// `body` in `format` exactly as `POST /topics/{topic}[/partitions/{p}]` does (at most
+/// `max_records` records, counted while parsing; `fixed_partition` overrides each record's;
+/// `now` for records without a timestamp), with the same errors. The handler runs the
+/// topic checks between the parse and the conversion, so for a body that is both
+/// unconvertible and aimed at a refused topic it answers with the topic's error.
+pub fn parse_produce_body(
+    topic: &str,
+    body: &Bytes,
+    format: Format,
+    max_records: usize,
+    fixed_partition: Option<i32>,
+    now: i64,
+) -> ApiResult<Vec<ProduceRecord>> {
+    let req = parse_request(body, max_records, &format!("produce to {topic}"))?;
+    to_records(body, req, format, fixed_partition, now)
+}
+
 pub(crate) async fn produce(
     state: &AppState,
     topic: &str,
@@ -193,63 +280,10 @@ pub(crate) async fn produce(
             ApiError::malformed(format!("{what}: {e}"))
         }
     })?;
-    let mut de = serde_json::Deserializer::from_slice(&body);
-    let parsed = RequestSeed {
-        max: state.config.max_records_per_request,
-    }
-    .deserialize(&mut de)
-    .and_then(|r| de.end().map(|()| r));
-    let req = match parsed {
-        Ok(r) => r,
-        Err(e) if e.to_string().contains(TOO_MANY) => {
-            return Err(ApiError::new(
-                Code::TooManyRecords,
-                format!(
-                    "{what}: more than http.max_records_per_request ({}) records in one request",
-                    state.config.max_records_per_request
-                ),
-            ));
-        }
-        Err(e) => {
-            return Err(ApiError::malformed(format!(
-                "{what}: invalid JSON body: {e}"
-            )));
-        }
-    };
-    if req.records.is_empty() {
-        return Err(ApiError::malformed(
-            "records: at least one record is required",
-        ));
-    }
+    let req = parse_request(&body, state.config.max_records_per_request, &what)?;
     fleetwatch_core::check_client_write(topic, "produce")?;
     partition_count(state, topic).await?;
-    let now = now_ms();
-    let mut records = Vec::with_capacity(req.records.len());
-    for (i, r) in req.records.iter().enumerate() {
-        let key = to_bytes(&body, r.key, format, &format!("records[{i}].key"))?;
-        let value = to_bytes(&body, r.value, format, &format!("records[{i}].value"))?;
-        let mut rec_headers = Vec::with_capacity(r.headers.len());
-        for (j, h) in r.headers.iter().enumerate() {
-            let at = format!("records[{i}].headers[{j}].value");
-            // Header values are base64 (or null) in both formats.
-            let value = to_bytes(&body, h.value, Format::Binary, &at)?;
-            rec_headers.push(Header {
-                key: h.name.clone(),
-                value,
-            });
-        }
-        records.push(ProduceRecord {
-            partition: fixed_partition.or(r.partition),
-            record: Record {
-                key,
-                value,
-                headers: rec_headers,
-                timestamp: r.timestamp.unwrap_or(now),
-                timestamp_type: TimestampType::CreateTime,
-            },
-        });
-    }
-    drop(req);
+    let records = to_records(&body, req, format, fixed_partition, now_ms())?;
     let outcomes = route_and_append(&*state.log, &state.partitioner, topic, records).await?;
     if let Some(e) = outcomes.iter().find_map(|o| o.result.as_ref().err())
         && outcomes.iter().all(|o| o.result.is_err())
@@ -282,4 +316,35 @@ pub(crate) async fn produce(
             offsets,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(body: &'static [u8], format: Format, max: usize) -> ApiResult<Vec<ProduceRecord>> {
+        parse_produce_body("t", &Bytes::from_static(body), format, max, None, 42)
+    }
+
+    #[test]
+    fn the_pure_half_parses_and_refuses_like_the_handler() {
+        let body =
+            Bytes::from_static(br#"{"records":[{"key":"k","value":{"a":1},"partition":2}]}"#);
+        let r = parse_produce_body("t", &body, Format::Json, 10, Some(5), 42).unwrap();
+        assert_eq!(r[0].partition, Some(5));
+        assert_eq!(r[0].record.timestamp, 42);
+        assert_eq!(r[0].record.value.as_deref(), Some(&br#"{"a":1}"#[..]));
+        let two = br#"{"records":[{"value":"YQ=="},{"value":"Yg=="}]}"#;
+        let b = parse(two, Format::Binary, 2).unwrap();
+        assert_eq!(b[1].record.value.as_deref(), Some(&b"b"[..]));
+        let too_many = parse(two, Format::Binary, 1).unwrap_err();
+        assert_eq!(too_many.code(), Code::TooManyRecords);
+        assert!(too_many.message().starts_with("produce to t: "));
+        let empty = parse(br#"{"records":[]}"#, Format::Json, 9).unwrap_err();
+        assert_eq!(empty.code(), Code::MalformedBody);
+        let bad = parse(br#"{"records":[{"value":"!"}]}"#, Format::Binary, 9).unwrap_err();
+        assert_eq!(bad.code(), Code::Conversion);
+        assert!(bad.message().contains("records[0].value"));
+    }
 }

@@ -25,6 +25,7 @@ use crate::avro::{ParsedAvro, resolve};
 use crate::error::{RegistryError, RegistryResult};
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::schema::InnerDecimalSchema;
 use apache_avro::types::Value;
 use serde_json::Value as Json;
 use std::collections::HashMap;
@@ -306,6 +307,21 @@ impl<'a> Reader<'a> {
     /// A leaf logical type, decoded by `apache-avro` (which does not nest for leaves).
     fn leaf(&mut self, schema: &Schema) -> Res<Value> {
         let start = self.pos;
+        if let Schema::Decimal(d) = schema
+            && matches!(d.inner, InnerDecimalSchema::Bytes)
+        {
+            // `apache-avro` reads a decimal of zero bytes but cannot write it back (Avro's
+            // Java reference refuses it too): refuse it here, so that every value this
+            // reader returns encodes again.
+            let n = self.len("decimal")?;
+            self.pos = start;
+            if n == 0 {
+                return fail(
+                    "a decimal of zero bytes (its two's complement needs one at least)",
+                    start,
+                );
+            }
+        }
         let mut rest = &self.buf[self.pos..];
         let before = rest.len();
         let v = GenericDatumReader::builder(schema)
@@ -512,6 +528,26 @@ mod tests {
         let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
         assert!(check_json_text(ok.as_bytes()).is_ok());
         assert!(check_json(&serde_json::from_str(&ok).unwrap()).is_ok());
+    }
+
+    /// Found by the fuzz target `avro` (fuzz/corpus/avro/regress-empty-decimal): a decimal
+    /// of zero bytes decoded, then failed to encode.
+    #[test]
+    fn an_empty_decimal_is_refused() {
+        let p = avro::parse(
+            r#"{"type":"bytes","logicalType":"decimal","precision":4,"scale":1}"#,
+            &[],
+        )
+        .unwrap();
+        let e = decode(&p, &[0x00]).unwrap_err().to_string();
+        assert!(e.contains("decimal of zero bytes"), "{e}");
+        let v = decode(&p, &[0x02, 0x05]).unwrap();
+        let mut out = Vec::new();
+        crate::codec::AvroCodec::new(&p)
+            .unwrap()
+            .encode(&v, &mut out)
+            .unwrap();
+        assert_eq!(out, [0x02, 0x05]);
     }
 
     #[test]
