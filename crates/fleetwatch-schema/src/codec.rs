@@ -91,8 +91,8 @@ impl<'s> AvroCodec<'s> {
 
     /// Appends the binary datum of `value` to `out`.
     pub fn encode(&self, value: &Value, out: &mut Vec<u8>) -> RegistryResult<()> {
-        // apache-avro's writer recurses without a limit
-        datum::check_value(value)?;
+        // apache-avro's writer recurses without a limit, with large frames
+        datum::check_value_within(value, datum::VALIDATING_WRITER_MAX_DEPTH)?;
         self.writer
             .write_value_ref(out, value)
             .map(|_| ())

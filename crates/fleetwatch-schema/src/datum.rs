@@ -442,6 +442,17 @@ pub fn check_json_text(text: &[u8]) -> RegistryResult<()> {
 /// Checks that an Avro value nests at most [`MAX_DEPTH`] records, arrays and maps, without
 /// recursing — for values built elsewhere before they are handed to a recursive writer.
 pub fn check_value(v: &Value) -> RegistryResult<()> {
+    check_value_within(v, MAX_DEPTH)
+}
+
+/// Nesting apache-avro's validating writer is given at most: it recurses with large frames
+/// (a 100-deep value overflowed a 2 MiB stack in a debug build), so values from elsewhere
+/// are held to this before it sees them. Values built from the schema take the crate's own
+/// writer, which allows [`MAX_DEPTH`].
+pub const VALIDATING_WRITER_MAX_DEPTH: usize = 32;
+
+/// [`check_value`] with another limit.
+pub fn check_value_within(v: &Value, limit: usize) -> RegistryResult<()> {
     let mut stack: Vec<(&Value, usize)> = vec![(v, 0)];
     while let Some((v, depth)) = stack.pop() {
         let depth = depth
@@ -449,8 +460,10 @@ pub fn check_value(v: &Value) -> RegistryResult<()> {
                 v,
                 Value::Record(_) | Value::Array(_) | Value::Map(_)
             ));
-        if depth > MAX_DEPTH {
-            return Err(too_deep("the Avro value", "a value built by the caller"));
+        if depth > limit {
+            return Err(RegistryError::Wire(format!(
+                "the Avro value nests deeper than {limit} levels (the limit of this writer)"
+            )));
         }
         match v {
             Value::Union(_, x) => stack.push((x, depth)),

@@ -149,3 +149,35 @@ async fn ids_and_versions_never_overflow_or_repeat() {
         );
     }
 }
+
+#[test]
+fn the_validating_writer_refuses_deep_values_instead_of_overflowing() {
+    use apache_avro::types::Value;
+    use fleetwatch_schema::codec::AvroCodec;
+    // A 100-deep value (allowed by the reader) on a 2 MiB thread, as a test thread has.
+    let parsed = fleetwatch_schema::avro::parse(NODE, &[]).unwrap();
+    let codec = AvroCodec::new(&parsed).unwrap();
+    let mut v = Value::Union(0, Box::new(Value::Null));
+    for _ in 0..100 {
+        v = Value::Union(1, Box::new(Value::Record(vec![("next".into(), v)])));
+    }
+    let Value::Union(_, inner) = v else {
+        unreachable!()
+    };
+    let mut out = Vec::new();
+    let e = codec.encode(&inner, &mut out).unwrap_err().to_string();
+    assert!(e.contains("deeper than 32 levels"), "{e}");
+    // The writer for values built from the schema takes the whole depth the reader allows.
+    codec.encode_trusted(&inner, &mut out).unwrap();
+    // A shallow value goes through the validating writer.
+    let mut shallow = Value::Union(0, Box::new(Value::Null));
+    for _ in 0..5 {
+        shallow = Value::Union(1, Box::new(Value::Record(vec![("next".into(), shallow)])));
+    }
+    let Value::Union(_, inner) = shallow else {
+        unreachable!()
+    };
+    out.clear();
+    codec.encode(&inner, &mut out).unwrap();
+    assert_eq!(out, vec![2, 2, 2, 2, 0]);
+}
