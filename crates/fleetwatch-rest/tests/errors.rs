@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use tower::ServiceExt;
 
-/// Segment files whose writes fail with `errno` while it is non-zero.
-struct Failing(Arc<AtomicI32>);
+/// Segment files whose writes fail with `errno` while it is non-zero; with `only` set, only
+/// files whose path contains it fail.
+struct Failing(Arc<AtomicI32>, Option<&'static str>);
 struct FailingFile(Arc<dyn SegmentFile>, Arc<AtomicI32>);
 
 impl SegmentFile for FailingFile {
@@ -48,10 +49,16 @@ impl SegmentFile for FailingFile {
 
 impl FileOpener for Failing {
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn SegmentFile>> {
-        Ok(Arc::new(FailingFile(
-            OsFiles.open(path, create)?,
-            self.0.clone(),
-        )))
+        let inner = OsFiles.open(path, create)?;
+        let fails = self
+            .1
+            .is_none_or(|only| path.to_string_lossy().contains(only));
+        let switch = if fails {
+            self.0.clone()
+        } else {
+            Arc::new(AtomicI32::new(0))
+        };
+        Ok(Arc::new(FailingFile(inner, switch)))
     }
 }
 
@@ -62,6 +69,10 @@ struct Api {
 }
 
 async fn api() -> Api {
+    api_failing(None).await
+}
+
+async fn api_failing(only: Option<&'static str>) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let errno = Arc::new(AtomicI32::new(0));
     let log = EmbeddedLog::open_with(
@@ -69,7 +80,7 @@ async fn api() -> Api {
             data_dir: dir.path().to_path_buf(),
             ..EmbeddedConfig::default()
         },
-        Arc::new(Failing(errno.clone())),
+        Arc::new(Failing(errno.clone(), only)),
     )
     .unwrap();
     log.create_topic("t", TopicConfig::with_partitions(2))
@@ -405,5 +416,38 @@ async fn every_code_is_reached() {
         all,
         "codes without a case: {:?}",
         all.difference(&reached).collect::<Vec<_>>()
+    );
+}
+
+/// One failing partition fails only its own records; the others are stored and answered with
+/// their offsets, in request order.
+#[tokio::test]
+async fn a_failing_partition_fails_only_its_records() {
+    let a = api_failing(Some("/topics/t/1/")).await;
+    a.errno.store(5, Ordering::SeqCst);
+    let body = r#"{"records":[
+        {"value":"a","partition":0},{"value":"b","partition":1},
+        {"value":"c","partition":0},{"value":"d","partition":1}]}"#;
+    let (st, v) = a.call("POST", "/topics/t", Some(JSON), body).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let o = v["offsets"].as_array().unwrap();
+    assert_eq!(o.len(), 4);
+    assert_eq!(
+        (o[0]["partition"].as_i64(), o[0]["offset"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        (o[2]["partition"].as_i64(), o[2]["offset"].as_i64()),
+        (Some(0), Some(1))
+    );
+    for i in [1, 3] {
+        assert_eq!(o[i]["partition"], 1, "{v}");
+        assert_eq!(o[i]["offset"], -1, "{v}");
+        assert_eq!(o[i]["error_code"], 50001, "{v}");
+        assert!(o[i]["error"].as_str().unwrap().contains("I/O error"), "{v}");
+    }
+    assert!(
+        o[0]["error_code"].is_null() && o[2]["error_code"].is_null(),
+        "{v}"
     );
 }
