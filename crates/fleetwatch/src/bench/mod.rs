@@ -1,6 +1,6 @@
 //! `fleetwatch bench …`: the benchmarks, one module each, each returning a typed report
 //! (`#[derive(Serialize)]`) that is printed as JSON on stdout, with a short table on stderr
-//! ([`print`]). Rates come with CPU seconds (user + system of the whole process) per million
+//! ([`print()`](fn@print)). Rates come with CPU seconds (user + system of the whole process) per million
 //! records, because these machines are shared and noisy: wall time alone says little.
 //!
 //! - [`log`]: the embedded log's append and replay throughput against the raw disk;
