@@ -277,9 +277,20 @@ pub fn target_avro(data: &[u8]) {
     };
     assert_eq!(wire::frame(id, payload), data, "wire round trip");
     let parsed = avro_schema_for(id);
+    // The direct JSON reader accepts exactly what the value reader accepts, and gives the
+    // JSON form of the same value.
+    let direct = datum::decode_json(parsed, payload);
     let Ok(value) = datum::decode(parsed, payload) else {
+        assert!(
+            direct.is_err(),
+            "decode_json accepted a datum decode refused"
+        );
         return;
     };
+    match (direct, fleetwatch_schema::codec::avro_to_json(&value)) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "decode_json differs from avro_to_json(decode)"),
+        (a, b) => panic!("decode_json {a:?} vs avro_to_json {b:?}"),
+    }
     assert!(
         datum::check_value(&value).is_ok(),
         "a decoded value is within the depth limit"

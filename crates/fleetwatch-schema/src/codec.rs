@@ -47,7 +47,7 @@ impl AvroDecoder {
 
     /// Decodes one datum to plain JSON (see [`avro_to_json`]).
     pub fn decode_json(&self, bytes: &[u8]) -> RegistryResult<Json> {
-        avro_to_json(&self.decode(bytes)?)
+        datum::decode_json(&self.parsed, bytes)
     }
 }
 

@@ -304,6 +304,122 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Like [`Reader::value`], but builds the JSON form directly (the form
+    /// `codec::avro_to_json` gives), skipping the intermediate `apache_avro` value: the hot
+    /// path of consumers that want JSON (the CLI, later SQL). Leaves it does not handle itself
+    /// go through [`Reader::value`] and `avro_to_json`, so both forms always agree.
+    fn json(&mut self, schema: &'a Schema, depth: usize) -> Res<Json> {
+        let schema = resolve(schema, self.names);
+        let start = self.pos;
+        let nested = matches!(
+            schema,
+            Schema::Record(_) | Schema::Array(_) | Schema::Map(_)
+        );
+        if depth + usize::from(nested) > MAX_DEPTH {
+            return fail(
+                format!(
+                    "the value nests deeper than {MAX_DEPTH} levels (records, arrays and maps), the decoding limit"
+                ),
+                start,
+            );
+        }
+        let inner = depth + usize::from(nested);
+        Ok(match schema {
+            Schema::Null => Json::Null,
+            Schema::Int | Schema::Date | Schema::TimeMillis => Json::from(self.int()?),
+            Schema::Long
+            | Schema::TimeMicros
+            | Schema::TimestampMillis
+            | Schema::TimestampMicros
+            | Schema::TimestampNanos
+            | Schema::LocalTimestampMillis
+            | Schema::LocalTimestampMicros
+            | Schema::LocalTimestampNanos => Json::from(self.long()?),
+            Schema::Float => {
+                let b = self.take(4, "float")?;
+                Json::from(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            }
+            Schema::Double => {
+                let b = self.take(8, "double")?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                Json::from(f64::from_le_bytes(a))
+            }
+            Schema::String => {
+                let n = self.len("string")?;
+                let b = self.take(n, "string")?;
+                match std::str::from_utf8(b) {
+                    Ok(s) => Json::String(s.to_string()),
+                    Err(e) => return fail(format!("string is not UTF-8: {e}"), start),
+                }
+            }
+            Schema::Union(u) => {
+                let i = self.long()?;
+                let variants = u.variants();
+                let Some(branch) = usize::try_from(i).ok().and_then(|u| variants.get(u)) else {
+                    return fail(
+                        format!(
+                            "union branch {i} is not one of the union's {} branches",
+                            variants.len()
+                        ),
+                        start,
+                    );
+                };
+                self.json(branch, depth)?
+            }
+            Schema::Array(a) => {
+                let mut items = Vec::new();
+                loop {
+                    let n = self.block("array")?;
+                    if n == 0 {
+                        break;
+                    }
+                    items.reserve(n.min(self.remaining()));
+                    for _ in 0..n {
+                        let k = items.len();
+                        items.push(at(self.json(&a.items, inner), || format!("[{k}]"))?);
+                    }
+                }
+                Json::Array(items)
+            }
+            Schema::Map(m) => {
+                let mut items = serde_json::Map::new();
+                loop {
+                    let n = self.block("map")?;
+                    if n == 0 {
+                        break;
+                    }
+                    for _ in 0..n {
+                        let key_at = self.pos;
+                        let kn = self.len("map key")?;
+                        let key = match std::str::from_utf8(self.take(kn, "map key")?) {
+                            Ok(k) => k.to_string(),
+                            Err(e) => return fail(format!("map key is not UTF-8: {e}"), key_at),
+                        };
+                        let v = at(self.json(&m.types, inner), || format!(".{key}"))?;
+                        items.insert(key, v);
+                    }
+                }
+                Json::Object(items)
+            }
+            Schema::Record(r) => {
+                let mut fields = serde_json::Map::new();
+                for f in &r.fields {
+                    let v = at(self.json(&f.schema, inner), || format!(".{}", f.name))?;
+                    fields.insert(f.name.clone(), v);
+                }
+                Json::Object(fields)
+            }
+            // Everything else (booleans, bytes, fixed, enums, leaf logical types, undefined
+            // names) the general reader decodes and checks; none of them nests.
+            _ => {
+                self.pos = start;
+                let v = self.value(schema, depth)?;
+                crate::codec::avro_to_json(&v).or_else(|e| fail(e.to_string(), start))?
+            }
+        })
+    }
+
     /// A leaf logical type, decoded by `apache-avro` (which does not nest for leaves).
     fn leaf(&mut self, schema: &Schema) -> Res<Value> {
         let start = self.pos;
@@ -348,6 +464,35 @@ pub fn decode(parsed: &ParsedAvro, bytes: &[u8]) -> RegistryResult<Value> {
         names: &parsed.names,
     };
     let v = r.value(&parsed.schema, 0).map_err(|f| {
+        let mut path = String::from("$");
+        for seg in f.path.iter().rev() {
+            path.push_str(seg);
+        }
+        RegistryError::Wire(format!(
+            "not a datum of the schema: at {path} (byte {}): {}",
+            f.offset, f.reason
+        ))
+    })?;
+    if r.remaining() > 0 {
+        return Err(RegistryError::Wire(format!(
+            "{} bytes left after the Avro datum",
+            r.remaining()
+        )));
+    }
+    Ok(v)
+}
+
+/// Decodes one datum of `parsed` straight to its JSON form (the same as
+/// `codec::avro_to_json(&decode(parsed, bytes)?)`, without the intermediate value), with the
+/// same limits and errors as [`decode`].
+pub fn decode_json(parsed: &ParsedAvro, bytes: &[u8]) -> RegistryResult<Json> {
+    let mut r = Reader {
+        buf: bytes,
+        pos: 0,
+        items_left: bytes.len().saturating_add(ZERO_WIDTH_ITEMS),
+        names: &parsed.names,
+    };
+    let v = r.json(&parsed.schema, 0).map_err(|f| {
         let mut path = String::from("$");
         for seg in f.path.iter().rev() {
             path.push_str(seg);

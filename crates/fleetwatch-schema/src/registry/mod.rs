@@ -635,8 +635,7 @@ impl Registry {
             SchemaType::Avro => {
                 // the parsed schema is cached per id; decoding needs nothing built per message
                 let parsed = self.avro_by_id(id)?;
-                let value = crate::datum::decode(&parsed, payload)
-                    .and_then(|v| crate::codec::avro_to_json(&v))
+                let value = crate::datum::decode_json(&parsed, payload)
                     .map_err(|e| RegistryError::Wire(format!("schema {id}: {e}")))?;
                 Ok((id, value))
             }
