@@ -160,9 +160,8 @@ impl<'a> Reader<'a> {
         Ok(count)
     }
 
-    fn value(&mut self, schema: &'a Schema, depth: usize) -> Res<Value> {
-        let schema = resolve(schema, self.names);
-        let start = self.pos;
+    /// The depth inside a value of `schema` at `depth`; an error past [`MAX_DEPTH`].
+    fn enter(&self, schema: &Schema, depth: usize) -> Res<usize> {
         let nested = matches!(
             schema,
             Schema::Record(_) | Schema::Array(_) | Schema::Map(_)
@@ -173,9 +172,53 @@ impl<'a> Reader<'a> {
                 format!(
                     "the value nests deeper than {MAX_DEPTH} levels (records, arrays and maps), the decoding limit"
                 ),
-                start,
+                self.pos,
             );
         }
+        Ok(depth)
+    }
+
+    fn float(&mut self) -> Res<f32> {
+        let b = self.take(4, "float")?;
+        Ok(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn double(&mut self) -> Res<f64> {
+        let b = self.take(8, "double")?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(f64::from_le_bytes(a))
+    }
+
+    /// A length-prefixed UTF-8 string (`what`: "string", "map key").
+    fn str(&mut self, what: &str) -> Res<&'a str> {
+        let start = self.pos;
+        let n = self.len(what)?;
+        let b = self.take(n, what)?;
+        std::str::from_utf8(b).or_else(|e| fail(format!("{what} is not UTF-8: {e}"), start))
+    }
+
+    /// The branch a union's datum takes.
+    fn branch(&mut self, u: &'a apache_avro::schema::UnionSchema) -> Res<(u32, &'a Schema)> {
+        let start = self.pos;
+        let i = self.long()?;
+        let variants = u.variants();
+        match usize::try_from(i).ok().and_then(|k| variants.get(k)) {
+            Some(b) => Ok((i as u32, b)),
+            None => fail(
+                format!(
+                    "union branch {i} is not one of the union's {} branches",
+                    variants.len()
+                ),
+                start,
+            ),
+        }
+    }
+
+    fn value(&mut self, schema: &'a Schema, depth: usize) -> Res<Value> {
+        let schema = resolve(schema, self.names);
+        let start = self.pos;
+        let depth = self.enter(schema, depth)?;
         Ok(match schema {
             Schema::Null => Value::Null,
             Schema::Boolean => match self.take(1, "boolean")?[0] {
@@ -194,28 +237,13 @@ impl<'a> Reader<'a> {
             Schema::LocalTimestampMillis => Value::LocalTimestampMillis(self.long()?),
             Schema::LocalTimestampMicros => Value::LocalTimestampMicros(self.long()?),
             Schema::LocalTimestampNanos => Value::LocalTimestampNanos(self.long()?),
-            Schema::Float => {
-                let b = self.take(4, "float")?;
-                Value::Float(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            }
-            Schema::Double => {
-                let b = self.take(8, "double")?;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                Value::Double(f64::from_le_bytes(a))
-            }
+            Schema::Float => Value::Float(self.float()?),
+            Schema::Double => Value::Double(self.double()?),
             Schema::Bytes => {
                 let n = self.len("bytes")?;
                 Value::Bytes(self.take(n, "bytes")?.to_vec())
             }
-            Schema::String => {
-                let n = self.len("string")?;
-                let b = self.take(n, "string")?;
-                match std::str::from_utf8(b) {
-                    Ok(s) => Value::String(s.to_string()),
-                    Err(e) => return fail(format!("string is not UTF-8: {e}"), start),
-                }
-            }
+            Schema::String => Value::String(self.str("string")?.to_string()),
             Schema::Fixed(f) => Value::Fixed(f.size, self.take(f.size, "fixed")?.to_vec()),
             Schema::Enum(e) => {
                 let i = self.int()?;
@@ -234,18 +262,8 @@ impl<'a> Reader<'a> {
                 }
             }
             Schema::Union(u) => {
-                let i = self.long()?;
-                let variants = u.variants();
-                let Some(branch) = usize::try_from(i).ok().and_then(|u| variants.get(u)) else {
-                    return fail(
-                        format!(
-                            "union branch {i} is not one of the union's {} branches",
-                            variants.len()
-                        ),
-                        start,
-                    );
-                };
-                Value::Union(i as u32, Box::new(self.value(branch, depth)?))
+                let (i, branch) = self.branch(u)?;
+                Value::Union(i, Box::new(self.value(branch, depth)?))
             }
             Schema::Array(a) => {
                 let mut items = Vec::new();
@@ -271,12 +289,7 @@ impl<'a> Reader<'a> {
                     }
                     items.reserve(n.min(self.remaining()));
                     for _ in 0..n {
-                        let key_at = self.pos;
-                        let kn = self.len("map key")?;
-                        let key = match std::str::from_utf8(self.take(kn, "map key")?) {
-                            Ok(k) => k.to_string(),
-                            Err(e) => return fail(format!("map key is not UTF-8: {e}"), key_at),
-                        };
+                        let key = self.str("map key")?.to_string();
                         let v = at(self.value(&m.types, depth), || format!(".{key}"))?;
                         items.insert(key, v);
                     }
@@ -311,19 +324,7 @@ impl<'a> Reader<'a> {
     fn json(&mut self, schema: &'a Schema, depth: usize) -> Res<Json> {
         let schema = resolve(schema, self.names);
         let start = self.pos;
-        let nested = matches!(
-            schema,
-            Schema::Record(_) | Schema::Array(_) | Schema::Map(_)
-        );
-        if depth + usize::from(nested) > MAX_DEPTH {
-            return fail(
-                format!(
-                    "the value nests deeper than {MAX_DEPTH} levels (records, arrays and maps), the decoding limit"
-                ),
-                start,
-            );
-        }
-        let inner = depth + usize::from(nested);
+        let inner = self.enter(schema, depth)?;
         Ok(match schema {
             Schema::Null => Json::Null,
             Schema::Int | Schema::Date | Schema::TimeMillis => Json::from(self.int()?),
@@ -335,36 +336,11 @@ impl<'a> Reader<'a> {
             | Schema::LocalTimestampMillis
             | Schema::LocalTimestampMicros
             | Schema::LocalTimestampNanos => Json::from(self.long()?),
-            Schema::Float => {
-                let b = self.take(4, "float")?;
-                Json::from(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            }
-            Schema::Double => {
-                let b = self.take(8, "double")?;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                Json::from(f64::from_le_bytes(a))
-            }
-            Schema::String => {
-                let n = self.len("string")?;
-                let b = self.take(n, "string")?;
-                match std::str::from_utf8(b) {
-                    Ok(s) => Json::String(s.to_string()),
-                    Err(e) => return fail(format!("string is not UTF-8: {e}"), start),
-                }
-            }
+            Schema::Float => Json::from(f64::from(self.float()?)),
+            Schema::Double => Json::from(self.double()?),
+            Schema::String => Json::String(self.str("string")?.to_string()),
             Schema::Union(u) => {
-                let i = self.long()?;
-                let variants = u.variants();
-                let Some(branch) = usize::try_from(i).ok().and_then(|u| variants.get(u)) else {
-                    return fail(
-                        format!(
-                            "union branch {i} is not one of the union's {} branches",
-                            variants.len()
-                        ),
-                        start,
-                    );
-                };
+                let (_, branch) = self.branch(u)?;
                 self.json(branch, depth)?
             }
             Schema::Array(a) => {
@@ -390,12 +366,7 @@ impl<'a> Reader<'a> {
                         break;
                     }
                     for _ in 0..n {
-                        let key_at = self.pos;
-                        let kn = self.len("map key")?;
-                        let key = match std::str::from_utf8(self.take(kn, "map key")?) {
-                            Ok(k) => k.to_string(),
-                            Err(e) => return fail(format!("map key is not UTF-8: {e}"), key_at),
-                        };
+                        let key = self.str("map key")?.to_string();
                         let v = at(self.json(&m.types, inner), || format!(".{key}"))?;
                         items.insert(key, v);
                     }
@@ -413,7 +384,6 @@ impl<'a> Reader<'a> {
             // Everything else (booleans, bytes, fixed, enums, leaf logical types, undefined
             // names) the general reader decodes and checks; none of them nests.
             _ => {
-                self.pos = start;
                 let v = self.value(schema, depth)?;
                 crate::codec::avro_to_json(&v).or_else(|e| fail(e.to_string(), start))?
             }
@@ -457,42 +427,30 @@ impl<'a> Reader<'a> {
 /// most [`MAX_DEPTH`] levels. Errors are [`RegistryError::Wire`] naming the path (`$.a[3]`)
 /// and byte offset.
 pub fn decode(parsed: &ParsedAvro, bytes: &[u8]) -> RegistryResult<Value> {
-    let mut r = Reader {
-        buf: bytes,
-        pos: 0,
-        items_left: bytes.len().saturating_add(ZERO_WIDTH_ITEMS),
-        names: &parsed.names,
-    };
-    let v = r.value(&parsed.schema, 0).map_err(|f| {
-        let mut path = String::from("$");
-        for seg in f.path.iter().rev() {
-            path.push_str(seg);
-        }
-        RegistryError::Wire(format!(
-            "not a datum of the schema: at {path} (byte {}): {}",
-            f.offset, f.reason
-        ))
-    })?;
-    if r.remaining() > 0 {
-        return Err(RegistryError::Wire(format!(
-            "{} bytes left after the Avro datum",
-            r.remaining()
-        )));
-    }
-    Ok(v)
+    read_all(parsed, bytes, |r| r.value(&parsed.schema, 0))
 }
 
 /// Decodes one datum of `parsed` straight to its JSON form (the same as
 /// `codec::avro_to_json(&decode(parsed, bytes)?)`, without the intermediate value), with the
 /// same limits and errors as [`decode`].
 pub fn decode_json(parsed: &ParsedAvro, bytes: &[u8]) -> RegistryResult<Json> {
+    read_all(parsed, bytes, |r| r.json(&parsed.schema, 0))
+}
+
+/// Runs `read` over all of `bytes` (bytes left over are an error) and names the path and
+/// byte of a failure.
+fn read_all<'a, T>(
+    parsed: &'a ParsedAvro,
+    bytes: &'a [u8],
+    read: impl FnOnce(&mut Reader<'a>) -> Res<T>,
+) -> RegistryResult<T> {
     let mut r = Reader {
         buf: bytes,
         pos: 0,
         items_left: bytes.len().saturating_add(ZERO_WIDTH_ITEMS),
         names: &parsed.names,
     };
-    let v = r.json(&parsed.schema, 0).map_err(|f| {
+    let v = read(&mut r).map_err(|f| {
         let mut path = String::from("$");
         for seg in f.path.iter().rev() {
             path.push_str(seg);
