@@ -412,16 +412,8 @@ impl Subscription {
         self,
         limits: ReadLimits,
     ) -> impl futures::Stream<Item = LogResult<Vec<ConsumedRecord>>> + Send {
-        futures::stream::unfold(Some(self), move |state| async move {
-            let mut sub = state?;
-            loop {
-                match sub.next_batch(limits).await {
-                    Ok(b) if b.is_empty() => continue,
-                    Ok(b) => return Some((Ok(b), Some(sub))),
-                    Err(e) => return Some((Err(e), None)),
-                }
-            }
-        })
+        TopicSubscription::new(self.log, self.topic, vec![(self.partition, self.offset)])
+            .into_stream(limits)
     }
 }
 
@@ -508,7 +500,8 @@ impl TopicSubscription {
         Ok(batch.records)
     }
 
-    /// The records as a stream of non-empty batches (see [`Subscription::into_stream`]).
+    /// The records as a stream of non-empty batches, for ever (each read waits up to
+    /// `limits.max_wait`, woken by appends); an error ends the stream after it is yielded.
     pub fn into_stream(
         self,
         limits: ReadLimits,
