@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use fleetwatch_core::{Header, Record, TimestampType};
 use fleetwatch_log::encode;
-use fleetwatch_schema::codec::AvroCodec;
+use fleetwatch_schema::codec::{AvroCodec, put_bytes, put_long};
 use fleetwatch_schema::wire;
 
 /// One seed input.
@@ -83,57 +83,43 @@ const CARDATA: &str = r#"{"time":1700000000,"car":"car-7","coolant_temp":88.5,"i
 "accelerometer_1_2_value":0.02,"accelerometer_2_1_value":0.03,"accelerometer_2_2_value":0.04,
 "control_unit_firmware":2000}"#;
 
-fn zz(out: &mut Vec<u8>, v: i64) {
-    let mut u = ((v << 1) ^ (v >> 63)) as u64;
-    while u >= 0x80 {
-        out.push((u as u8) | 0x80);
-        u >>= 7;
-    }
-    out.push(u as u8);
-}
-
-fn avro_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    zz(out, b.len() as i64);
-    out.extend_from_slice(b);
-}
-
 /// A datum of the `Sink` schema, written by hand (JSON → Avro does not cover decimals and
 /// durations).
 fn sink() -> Vec<u8> {
     let mut d = vec![1]; // b
-    zz(&mut d, -7); // i
-    zz(&mut d, 1_234_567_890_123); // l
+    put_long(&mut d, -7); // i
+    put_long(&mut d, 1_234_567_890_123); // l
     d.extend_from_slice(&1.5f32.to_le_bytes()); // f
     d.extend_from_slice(&(-2.25f64).to_le_bytes()); // d
-    avro_bytes(&mut d, &[0, 0xff]); // by
-    avro_bytes(&mut d, "héllo".as_bytes()); // s; n is null: no bytes
-    zz(&mut d, 1); // e = GREEN
+    put_bytes(&mut d, &[0, 0xff]); // by
+    put_bytes(&mut d, "héllo".as_bytes()); // s; n is null: no bytes
+    put_long(&mut d, 1); // e = GREEN
     d.extend_from_slice(b"abcd"); // fx
-    zz(&mut d, 2); // arr: a block of two maps
-    zz(&mut d, 3);
-    avro_bytes(&mut d, b"a");
-    zz(&mut d, 0); // null
-    avro_bytes(&mut d, b"b");
-    zz(&mut d, 1);
-    avro_bytes(&mut d, b"x");
-    avro_bytes(&mut d, b"c");
-    zz(&mut d, 2);
-    zz(&mut d, 5);
-    zz(&mut d, 0); // end of the first map
-    zz(&mut d, 0); // the second map is empty
-    zz(&mut d, 0); // end of arr
-    zz(&mut d, 19_000); // date
-    zz(&mut d, 1_700_000_000_000); // ts
-    zz(&mut d, 1_700_000_000_000_000); // tsu
-    zz(&mut d, 3_600_000); // tm
-    avro_bytes(&mut d, &[1, 2]); // dec
+    put_long(&mut d, 2); // arr: a block of two maps
+    put_long(&mut d, 3);
+    put_bytes(&mut d, b"a");
+    put_long(&mut d, 0); // null
+    put_bytes(&mut d, b"b");
+    put_long(&mut d, 1);
+    put_bytes(&mut d, b"x");
+    put_bytes(&mut d, b"c");
+    put_long(&mut d, 2);
+    put_long(&mut d, 5);
+    put_long(&mut d, 0); // end of the first map
+    put_long(&mut d, 0); // the second map is empty
+    put_long(&mut d, 0); // end of arr
+    put_long(&mut d, 19_000); // date
+    put_long(&mut d, 1_700_000_000_000); // ts
+    put_long(&mut d, 1_700_000_000_000_000); // tsu
+    put_long(&mut d, 3_600_000); // tm
+    put_bytes(&mut d, &[1, 2]); // dec
     d.extend_from_slice(&1234u64.to_be_bytes()); // decf
-    avro_bytes(&mut d, b"123e4567-e89b-12d3-a456-426614174000"); // uuid
+    put_bytes(&mut d, b"123e4567-e89b-12d3-a456-426614174000"); // uuid
     for x in [1u32, 2, 3] {
         d.extend_from_slice(&x.to_le_bytes()); // dur
     }
-    zz(&mut d, 2); // inner.c = BLUE
-    zz(&mut d, 1); // inner.again: the Four branch
+    put_long(&mut d, 2); // inner.c = BLUE
+    put_long(&mut d, 1); // inner.again: the Four branch
     d.extend_from_slice(b"wxyz");
     wire::frame(2, &d)
 }
@@ -142,25 +128,25 @@ fn sink() -> Vec<u8> {
 /// a seed made by it would change from run to run.
 fn union_map() -> Vec<u8> {
     let mut d = Vec::new();
-    zz(&mut d, 2);
-    zz(&mut d, 2);
-    avro_bytes(&mut d, b"a");
+    put_long(&mut d, 2);
+    put_long(&mut d, 2);
+    put_bytes(&mut d, b"a");
     d.extend_from_slice(&1.5f64.to_le_bytes());
-    avro_bytes(&mut d, b"b");
+    put_bytes(&mut d, b"b");
     d.extend_from_slice(&(-0.0f64).to_le_bytes());
-    zz(&mut d, 0);
+    put_long(&mut d, 0);
     wire::frame(3, &d)
 }
 
 /// The array branch of the union schema in one block with a negative count (and its size).
 fn negative_block() -> Vec<u8> {
     let mut d = Vec::new();
-    zz(&mut d, 3);
-    zz(&mut d, -2);
-    zz(&mut d, 2);
-    zz(&mut d, 1);
-    zz(&mut d, 2);
-    zz(&mut d, 0);
+    put_long(&mut d, 3);
+    put_long(&mut d, -2);
+    put_long(&mut d, 2);
+    put_long(&mut d, 1);
+    put_long(&mut d, 2);
+    put_long(&mut d, 0);
     wire::frame(3, &d)
 }
 

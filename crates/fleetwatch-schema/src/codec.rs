@@ -148,7 +148,8 @@ enum Fast {
 }
 use Fast::Unsupported;
 
-fn put_long(out: &mut Vec<u8>, v: i64) {
+/// Appends `v` in Avro's zig-zag variable-length encoding (ints and longs, lengths, counts).
+pub fn put_long(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
         out.push((z as u8) | 0x80);
@@ -157,7 +158,8 @@ fn put_long(out: &mut Vec<u8>, v: i64) {
     out.push(z as u8);
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+/// Appends Avro `bytes` / `string`: the length, then the bytes.
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_long(out, b.len() as i64);
     out.extend_from_slice(b);
 }
