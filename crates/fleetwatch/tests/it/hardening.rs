@@ -9,31 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
-const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
-
-async fn error_of(r: reqwest::Response) -> (u16, u64, String) {
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    let v: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"));
-    (
-        status,
-        v["error_code"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no error_code: {v}")),
-        v["message"].as_str().unwrap().to_string(),
-    )
-}
-
-async fn create_topic(c: &reqwest::Client, s: &Server, name: &str, partitions: i32) {
-    let r = c
-        .post(s.url("/v3/clusters/fleetwatch/topics"))
-        .json(&json!({"topic_name": name, "partitions_count": partitions}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-}
+use crate::api::{JSON_V2, consumer, create_topic, error_of};
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -192,15 +168,13 @@ async fn embedded_json_is_stored_and_served_as_sent() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let inst = c
-        .post(s.url("/consumers/jg"))
-        .header("Content-Type", "application/vnd.kafka.v2+json")
-        .json(&json!({"name": "i", "format": "json", "auto.offset.reset": "earliest"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(inst.status(), 200);
-    let base = s.url("/consumers/jg/instances/i");
+    let base = consumer(
+        &c,
+        &s,
+        "jg",
+        json!({"format": "json", "auto.offset.reset": "earliest"}),
+    )
+    .await;
     let r = c
         .post(format!("{base}/subscription"))
         .json(&json!({"topics": ["j"]}))
@@ -354,14 +328,7 @@ async fn a_long_fetch_holds_up_neither_delete_nor_subscription_reads_and_timeout
     );
     let c = reqwest::Client::new();
     create_topic(&c, &s, "w", 1).await;
-    let r = c
-        .post(s.url("/consumers/wg"))
-        .json(&json!({"name": "i", "format": "binary"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let base = s.url("/consumers/wg/instances/i");
+    let base = consumer(&c, &s, "wg", json!({"format": "binary"})).await;
     let r = c
         .post(format!("{base}/subscription"))
         .json(&json!({"topics": ["w"]}))
@@ -699,14 +666,7 @@ async fn reading_the_subscription_or_offsets_keeps_an_instance_alive() {
         &["--set", "http.consumer_instance_timeout_ms=1000"],
     );
     let c = reqwest::Client::new();
-    let r = c
-        .post(s.url("/consumers/kg"))
-        .json(&json!({"name": "i"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let base = s.url("/consumers/kg/instances/i");
+    let base = consumer(&c, &s, "kg", json!({})).await;
     // 3 s of reads only (twice the timeout): the instance stays.
     for i in 0..10 {
         let path = if i % 2 == 0 {

@@ -4,29 +4,9 @@
 use fleetwatch_testkit::server::{Server, get_json};
 use serde_json::{Value, json};
 
-const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
+use crate::api::{JSON_V2, create_topic, error_of};
+
 const BINARY_V2: &str = "application/vnd.kafka.binary.v2+json";
-
-async fn create_topic(c: &reqwest::Client, s: &Server, name: &str, partitions: i32) {
-    let r = c
-        .post(s.url("/v3/clusters/fleetwatch/topics"))
-        .json(&json!({"topic_name": name, "partitions_count": partitions,
-                      "configs": [{"name": "retention.ms", "value": "3600000"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-}
-
-async fn error_of(r: reqwest::Response) -> (u16, u64, String) {
-    let status = r.status().as_u16();
-    let v: Value = r.json().await.unwrap();
-    (
-        status,
-        v["error_code"].as_u64().unwrap(),
-        v["message"].as_str().unwrap().to_string(),
-    )
-}
 
 #[tokio::test]
 async fn produce_and_consume_through_rest_proxy_v2() {

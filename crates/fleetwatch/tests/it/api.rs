@@ -1,0 +1,50 @@
+//! Helpers the HTTP black-box tests share.
+
+use fleetwatch_testkit::server::Server;
+use serde_json::{Value, json};
+
+pub const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
+
+/// Creates a topic through the v3 API (retention one hour), asserting 201.
+pub async fn create_topic(c: &reqwest::Client, s: &Server, name: &str, partitions: i32) {
+    let r = c
+        .post(s.url("/v3/clusters/fleetwatch/topics"))
+        .json(&json!({"topic_name": name, "partitions_count": partitions,
+                      "configs": [{"name": "retention.ms", "value": "3600000"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+}
+
+/// Status, `error_code` and `message` of an error answer (panics, showing the body, if it is
+/// not in that shape).
+pub async fn error_of(r: reqwest::Response) -> (u16, u64, String) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"));
+    (
+        status,
+        v["error_code"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no error_code: {v}")),
+        v["message"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Creates consumer instance `i` of `group` with these settings, asserting 200; returns its
+/// base URL.
+pub async fn consumer(c: &reqwest::Client, s: &Server, group: &str, settings: Value) -> String {
+    let mut body = settings;
+    body["name"] = json!("i");
+    let r = c
+        .post(s.url(&format!("/consumers/{group}")))
+        .header("Content-Type", "application/vnd.kafka.v2+json")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    s.url(&format!("/consumers/{group}/instances/i"))
+}
