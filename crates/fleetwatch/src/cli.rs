@@ -18,7 +18,7 @@ use fleetwatch_schema::{Registry, SchemaRegistryConfig, json_schema, wire};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -90,6 +90,61 @@ pub enum ValueEncoder {
     },
 }
 
+/// The schema a `produce --value-format avro|json-sr` registers before it encodes.
+pub struct SchemaFile {
+    /// Its file (for messages).
+    pub path: PathBuf,
+    /// `--subject`, or `<topic>-value`.
+    pub subject: String,
+    /// The schema text.
+    pub text: String,
+    /// `AVRO` or `JSON`.
+    pub schema_type: &'static str,
+}
+
+impl SchemaFile {
+    /// What `format` needs registered (`None` for raw values).
+    pub fn for_produce(
+        format: ValueFormat,
+        topic: &str,
+        schema_file: Option<&Path>,
+        subject: Option<&str>,
+    ) -> anyhow::Result<Option<SchemaFile>> {
+        if format == ValueFormat::Raw {
+            return Ok(None);
+        }
+        let path =
+            schema_file.context("--schema FILE is required with --value-format avro or json-sr")?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading schema file {}", path.display()))?;
+        Ok(Some(SchemaFile {
+            path: path.to_path_buf(),
+            subject: subject.map_or_else(|| format!("{topic}-value"), String::from),
+            text,
+            schema_type: if format == ValueFormat::Avro {
+                "AVRO"
+            } else {
+                "JSON"
+            },
+        }))
+    }
+
+    /// The encoder for this schema, registered under `id`.
+    pub fn encoder(&self, id: i32) -> anyhow::Result<ValueEncoder> {
+        Ok(if self.schema_type == "AVRO" {
+            ValueEncoder::Avro {
+                id,
+                schema: Arc::new(fleetwatch_schema::avro::parse(&self.text, &[])?),
+            }
+        } else {
+            ValueEncoder::JsonSchema {
+                id,
+                codec: Box::new(JsonSchemaCodec::new(&json_schema::parse(&self.text)?)?),
+            }
+        })
+    }
+}
+
 impl ValueEncoder {
     /// Registers `schema_file` under `{topic}-value` (or `subject`) when the format needs one.
     pub async fn new(
@@ -99,50 +154,37 @@ impl ValueEncoder {
         schema_file: Option<&Path>,
         subject: Option<&str>,
     ) -> anyhow::Result<Self> {
-        if format == ValueFormat::Raw {
+        let Some(f) = SchemaFile::for_produce(format, topic, schema_file, subject)? else {
             return Ok(ValueEncoder::Raw);
-        }
-        let path =
-            schema_file.context("--schema FILE is required with --value-format avro or json-sr")?;
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading schema file {}", path.display()))?;
-        let registry = SchemaRegistryConfig::default().build(log).await?;
-        let subject = subject.map_or_else(|| format!("{topic}-value"), String::from);
-        let schema_type = if format == ValueFormat::Avro {
-            "AVRO"
-        } else {
-            "JSON"
         };
+        let registry = SchemaRegistryConfig::default().build(log).await?;
         let req = RegisterRequest {
-            schema: text.clone(),
-            schema_type: Some(schema_type.into()),
+            schema: f.text.clone(),
+            schema_type: Some(f.schema_type.into()),
             ..Default::default()
         };
         let id = registry
-            .register(&subject, &req, false)
+            .register(&f.subject, &req, false)
             .await
-            .with_context(|| format!("registering {} under subject {subject}", path.display()))?;
-        Ok(match format {
-            ValueFormat::Avro => ValueEncoder::Avro {
-                id,
-                schema: registry.avro_by_id(id)?,
-            },
-            _ => ValueEncoder::JsonSchema {
-                id,
-                codec: Box::new(JsonSchemaCodec::new(&json_schema::parse(&text)?)?),
-            },
-        })
+            .with_context(|| {
+                format!(
+                    "registering {} under subject {}",
+                    f.path.display(),
+                    f.subject
+                )
+            })?;
+        f.encoder(id)
     }
 
     /// The Avro codec, built once per `produce` (it resolves the schema's names).
-    fn avro_codec(&self) -> anyhow::Result<Option<AvroCodec<'_>>> {
+    pub(crate) fn avro_codec(&self) -> anyhow::Result<Option<AvroCodec<'_>>> {
         Ok(match self {
             ValueEncoder::Avro { schema, .. } => Some(AvroCodec::new(schema)?),
             _ => None,
         })
     }
 
-    fn encode(
+    pub(crate) fn encode(
         &self,
         avro: Option<&AvroCodec<'_>>,
         text: String,
@@ -367,6 +409,24 @@ pub struct ConsumeOptions {
     pub decoder: Option<Arc<Registry>>,
 }
 
+/// Puts a decoded value (and its schema id) into a [`record_json`] line in place of the raw
+/// bytes; a value that does not decode is shown with the reason (`value_error`), not dropped.
+pub fn attach_decoded(line: &mut Value, decoded: Result<(i32, Value), String>) {
+    let Value::Object(obj) = line else {
+        return;
+    };
+    match decoded {
+        Ok((id, doc)) => {
+            obj.remove("value_b64");
+            obj.insert("value".into(), doc);
+            obj.insert("schema_id".into(), json!(id));
+        }
+        Err(e) => {
+            obj.insert("value_error".into(), json!(e));
+        }
+    }
+}
+
 fn emit(
     out: &mut impl Write,
     topic: &str,
@@ -374,19 +434,8 @@ fn emit(
     decoder: Option<&Registry>,
 ) -> anyhow::Result<()> {
     let mut line = record_json(topic, r);
-    if let (Some(reg), Some(v), Value::Object(obj)) = (decoder, r.record.value.as_ref(), &mut line)
-    {
-        // A value that does not decode is shown with the reason, not dropped.
-        match reg.decode_value(v) {
-            Ok((id, doc)) => {
-                obj.remove("value_b64");
-                obj.insert("value".into(), doc);
-                obj.insert("schema_id".into(), json!(id));
-            }
-            Err(e) => {
-                obj.insert("value_error".into(), json!(e.to_string()));
-            }
-        }
+    if let (Some(reg), Some(v)) = (decoder, r.record.value.as_ref()) {
+        attach_decoded(&mut line, reg.decode_value(v).map_err(|e| e.to_string()));
     }
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")?;

@@ -6,15 +6,17 @@
 //! stops). Records cross as REST Proxy binary records (base64), so bytes are kept exactly;
 //! Schema Registry values are registered and looked up over its HTTP API.
 
-use crate::cli::{Start, StdinLines, ValueFormat, record_json, split_line};
+use crate::cli::{
+    SchemaFile, Start, StdinLines, ValueEncoder, ValueFormat, attach_decoded, record_json,
+    split_line,
+};
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use fleetwatch_core::{ConsumedRecord, Record};
-use fleetwatch_schema::avro::ParsedAvro;
-use fleetwatch_schema::codec::{AvroCodec, AvroDecoder, JsonSchemaCodec};
-use fleetwatch_schema::{json_schema, wire};
+use fleetwatch_schema::codec::AvroDecoder;
+use fleetwatch_schema::wire;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -178,47 +180,27 @@ impl Remote {
         topic: &str,
         schema: Option<&Path>,
         subject: Option<&str>,
-    ) -> anyhow::Result<RemoteEncoder> {
-        if format == ValueFormat::Raw {
-            return Ok(RemoteEncoder::Raw);
-        }
-        let path =
-            schema.context("--schema FILE is required with --value-format avro or json-sr")?;
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading schema file {}", path.display()))?;
-        let subject = subject.map_or_else(|| format!("{topic}-value"), String::from);
-        let kind = if format == ValueFormat::Avro {
-            "AVRO"
-        } else {
-            "JSON"
+    ) -> anyhow::Result<ValueEncoder> {
+        let Some(f) = SchemaFile::for_produce(format, topic, schema, subject)? else {
+            return Ok(ValueEncoder::Raw);
         };
         let r = self
             .client
-            .post(format!("{}/subjects/{subject}/versions", self.registry()?))
+            .post(format!(
+                "{}/subjects/{}/versions",
+                self.registry()?,
+                f.subject
+            ))
             .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            .json(&json!({"schema": text, "schemaType": kind}))
+            .json(&json!({"schema": f.text, "schemaType": f.schema_type}))
             .send()
             .await?;
-        let v: Value = check(
-            r,
-            &format!("registering {} under {subject}", path.display()),
-        )
-        .await?
-        .json()
-        .await?;
+        let what = format!("registering {} under {}", f.path.display(), f.subject);
+        let v: Value = check(r, &what).await?.json().await?;
         let id = v["id"]
             .as_i64()
             .context("the registry answered without an id")? as i32;
-        Ok(match format {
-            ValueFormat::Avro => RemoteEncoder::Avro {
-                id,
-                schema: Box::new(fleetwatch_schema::avro::parse(&text, &[])?),
-            },
-            _ => RemoteEncoder::Json {
-                id,
-                codec: Box::new(JsonSchemaCodec::new(&json_schema::parse(&text)?)?),
-            },
-        })
+        f.encoder(id)
     }
 
     /// `produce` through the REST Proxy: `batch` lines per request, binary records.
@@ -234,10 +216,7 @@ impl Remote {
         subject: Option<&str>,
     ) -> anyhow::Result<()> {
         let enc = self.encoder(format, topic, schema, subject).await?;
-        let avro = match &enc {
-            RemoteEncoder::Avro { schema, .. } => Some(AvroCodec::new(schema)?),
-            _ => None,
-        };
+        let avro = enc.avro_codec()?;
         let path = match partition {
             Some(p) => format!("/topics/{topic}/partitions/{p}"),
             None => format!("/topics/{topic}"),
@@ -465,18 +444,10 @@ impl Remote {
                 };
                 let mut line = record_json(topic, &rec);
                 if format != ValueFormat::Raw
-                    && let (Some(val), Value::Object(obj)) = (rec.record.value.as_ref(), &mut line)
+                    && let Some(val) = rec.record.value.as_ref()
                 {
-                    match decoder.decode(val).await {
-                        Ok((id, doc)) => {
-                            obj.remove("value_b64");
-                            obj.insert("value".into(), doc);
-                            obj.insert("schema_id".into(), json!(id));
-                        }
-                        Err(e) => {
-                            obj.insert("value_error".into(), json!(format!("{e:#}")));
-                        }
-                    }
+                    let decoded = decoder.decode(val).await.map_err(|e| format!("{e:#}"));
+                    attach_decoded(&mut line, decoded);
                 }
                 serde_json::to_writer(&mut out, &line)?;
                 out.write_all(b"\n")?;
@@ -490,48 +461,6 @@ impl Remote {
         }
         out.flush()?;
         Ok(())
-    }
-}
-
-enum RemoteEncoder {
-    Raw,
-    Avro {
-        id: i32,
-        schema: Box<ParsedAvro>,
-    },
-    Json {
-        id: i32,
-        codec: Box<JsonSchemaCodec>,
-    },
-}
-
-impl RemoteEncoder {
-    fn encode(
-        &self,
-        avro: Option<&AvroCodec<'_>>,
-        text: String,
-        line_no: usize,
-    ) -> anyhow::Result<Vec<u8>> {
-        let doc = || -> anyhow::Result<Value> {
-            serde_json::from_str(&text)
-                .with_context(|| format!("stdin line {line_no}: invalid JSON"))
-        };
-        Ok(match self {
-            RemoteEncoder::Raw => text.into_bytes(),
-            RemoteEncoder::Avro { id, .. } => {
-                let codec = avro.context("the Avro codec was not built")?;
-                let datum = codec
-                    .encode_json(&doc()?)
-                    .with_context(|| format!("stdin line {line_no}"))?;
-                wire::frame(*id, &datum)
-            }
-            RemoteEncoder::Json { id, codec } => {
-                codec
-                    .validate(&doc()?)
-                    .with_context(|| format!("stdin line {line_no}"))?;
-                wire::frame(*id, text.as_bytes())
-            }
-        })
     }
 }
 
