@@ -183,9 +183,10 @@ impl Config {
     /// Applies `--set key=value` overrides in order. The key is a dotted path of the config
     /// file (`schema_registry.listen`); the value is read as TOML (`8`, `true`, `"x"`,
     /// `[1, 2]`) or else as a bare string. An unknown key fails naming the valid keys of its
-    /// table; a value of the wrong type fails naming the key.
+    /// table; a value of the wrong type fails naming the key. The result is validated.
     pub fn apply_overrides(self, sets: &[String]) -> anyhow::Result<Config> {
         if sets.is_empty() {
+            self.validate()?;
             return Ok(self);
         }
         let mut root = toml::Value::try_from(&self)?;

@@ -91,9 +91,8 @@ impl Global {
         if let Some(s) = &self.bootstrap_servers {
             config.kafka.bootstrap_servers = s.clone();
         }
-        let config = config.apply_overrides(&self.set)?;
-        config.validate()?;
-        Ok(config)
+        // Validated there, after the flags above and `--set`.
+        config.apply_overrides(&self.set)
     }
 }
 
