@@ -60,8 +60,8 @@ impl Instance {
     }
 
     /// The member, for a request other than a fetch: a fetch in progress yields to it.
+    /// (Activity was counted when the instance was looked up.)
     async fn want(&self) -> tokio::sync::MutexGuard<'_, Option<Box<dyn GroupConsumer>>> {
-        self.touch();
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let guard = self.member.lock().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
