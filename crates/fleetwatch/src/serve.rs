@@ -64,6 +64,15 @@ pub fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Writes `value` as JSON to `path` through a temporary file and a rename, so a reader sees
+/// the whole file or none.
+fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(value)?)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// Writes the ready file atomically: `{"http": "127.0.0.1:40123", …}`.
 pub fn write_ready_file(
     path: &Path,
@@ -73,11 +82,7 @@ pub fn write_ready_file(
         .iter()
         .map(|(k, v)| (k.as_str(), v.to_string()))
         .collect();
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&map)?)
-        .with_context(|| format!("writing ready file {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("writing ready file {}", path.display()))?;
+    write_json_atomic(path, &map).context("writing the ready file")?;
     Ok(())
 }
 
@@ -250,10 +255,7 @@ async fn run_opened(
             http: url("http"),
             schema_registry: url("schema_registry"),
         };
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&f)?)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_json_atomic(path, &f)?;
     }
     let banner: Vec<String> = components
         .iter()
