@@ -9,5 +9,6 @@
 
 pub mod config;
 pub mod mapping;
+pub mod packet;
 
 pub use config::MqttConfig;
