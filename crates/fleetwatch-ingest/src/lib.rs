@@ -7,6 +7,7 @@
 //!   `[[mqtt.subscribe_map]]`);
 //! - [`config`]: `[mqtt]`.
 
+pub mod appender;
 pub mod config;
 pub mod mapping;
 pub mod packet;
