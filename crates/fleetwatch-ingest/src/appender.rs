@@ -186,9 +186,7 @@ async fn run_lane(
                 for (j, n) in jobs.drain(..).zip(lens) {
                     let mine: Vec<Record> = rest.by_ref().take(n).collect();
                     let r = inner.log.append(&topic, partition, &mine).await;
-                    let _ = j
-                        .done
-                        .send(r.map(|a| a.offsets).map_err(Arc::new));
+                    let _ = j.done.send(r.map(|a| a.offsets).map_err(Arc::new));
                 }
             }
             Err(e) => {
@@ -224,7 +222,9 @@ mod tests {
 
     async fn log() -> (tempfile::TempDir, Arc<dyn Log>) {
         let dir = tempfile::tempdir().unwrap();
-        let log = fleetwatch_log::EmbeddedConfig::at(dir.path()).build().unwrap();
+        let log = fleetwatch_log::EmbeddedConfig::at(dir.path())
+            .build()
+            .unwrap();
         let log: Arc<dyn Log> = Arc::new(log);
         log.create_topic(
             "t",
@@ -280,18 +280,23 @@ mod tests {
         let (_d, log) = log().await;
         let a = Appender::new(log.clone());
         let good1 = a.submit("t", 0, vec![Record::from_value(Bytes::from_static(b"ok1"))]);
-        let bad = a.submit("t", 0, vec![Record::from_value(Bytes::from(vec![0u8; 5000]))]);
+        let bad = a.submit(
+            "t",
+            0,
+            vec![Record::from_value(Bytes::from(vec![0u8; 5000]))],
+        );
         let good2 = a.submit("t", 0, vec![Record::from_value(Bytes::from_static(b"ok2"))]);
         assert!(good1.await.unwrap().is_ok());
         let e = bad.await.unwrap().unwrap_err();
         assert!(matches!(*e, LogError::RecordTooLarge { .. }), "{e}");
         assert!(good2.await.unwrap().is_ok());
-        assert_eq!(
-            log.offset_for("t", 0, OffsetSpec::Latest).await.unwrap(),
-            2
-        );
+        assert_eq!(log.offset_for("t", 0, OffsetSpec::Latest).await.unwrap(), 2);
         let e = a
-            .submit("nope", 0, vec![Record::from_value(Bytes::from_static(b"x"))])
+            .submit(
+                "nope",
+                0,
+                vec![Record::from_value(Bytes::from_static(b"x"))],
+            )
             .await
             .unwrap()
             .unwrap_err();
@@ -303,7 +308,10 @@ mod tests {
         let (_d, log) = log().await;
         let a = Appender::new(log);
         let p = a.partition("t", Some(b"VIN1")).await.unwrap();
-        assert_eq!(p, fleetwatch_core::partitioner::partition_for_key(b"VIN1", 2));
+        assert_eq!(
+            p,
+            fleetwatch_core::partitioner::partition_for_key(b"VIN1", 2)
+        );
         assert!(a.partition("nope", None).await.is_err());
     }
 }

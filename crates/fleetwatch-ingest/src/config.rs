@@ -1,7 +1,7 @@
 //! `[mqtt]`: the MQTT proxy's listeners, mapping, security and limits.
 
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::Path;
 
 /// `[[mqtt.publish_map]]`: MQTT topics (a pattern) → a log topic and a record key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,12 +55,10 @@ fn any() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
-    /// PEM certificate chain (server certificate first).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_file: Option<PathBuf>,
+    /// PEM certificate chain (server certificate first); empty: none.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1); empty: none.
+    pub key_file: String,
 }
 
 /// `[mqtt]`
@@ -88,9 +86,8 @@ pub struct MqttConfig {
     /// Longest MQTT 5 session expiry granted, in seconds.
     pub max_session_expiry_s: u32,
     /// `user:$argon2id$…` lines (`fleetwatch mqtt passwd` writes them); set: clients must
-    /// log in.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password_file: Option<PathBuf>,
+    /// log in. Empty: anonymous clients are accepted.
+    pub password_file: String,
     /// Publish and subscribe permissions.
     pub acl: Vec<AclRule>,
     /// Where publishes go; the first matching rule wins.
@@ -113,7 +110,7 @@ impl Default for MqttConfig {
             max_inflight: 1024,
             max_keep_alive_s: 600,
             max_session_expiry_s: 7 * 24 * 3600,
-            password_file: None,
+            password_file: String::new(),
             acl: Vec::new(),
             publish_map: Vec::new(),
             unmapped: "mqtt.unmapped".into(),
@@ -124,11 +121,18 @@ impl Default for MqttConfig {
 
 impl MqttConfig {
     /// The TLS listener's certificate and key, when it is configured.
-    pub fn tls_files(&self) -> Option<(&PathBuf, &PathBuf)> {
-        match (&self.tls.cert_file, &self.tls.key_file) {
-            (Some(c), Some(k)) => Some((c, k)),
-            _ => None,
-        }
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        (!self.tls.cert_file.is_empty() && !self.tls.key_file.is_empty()).then(|| {
+            (
+                Path::new(&self.tls.cert_file),
+                Path::new(&self.tls.key_file),
+            )
+        })
+    }
+
+    /// The password file, when logins are required.
+    pub fn passwords(&self) -> Option<&Path> {
+        (!self.password_file.is_empty()).then(|| Path::new(&self.password_file))
     }
 
     /// The effective packet limit, given the log's record limit.
@@ -151,7 +155,7 @@ impl MqttConfig {
         if self.max_packet_size != 0 && self.max_packet_size < 1024 {
             return Err("mqtt.max_packet_size must be 0 (automatic) or at least 1024".into());
         }
-        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+        if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
             return Err("mqtt.tls: set both cert_file and key_file, or neither".into());
         }
         if self.unmapped.trim().is_empty() {

@@ -220,9 +220,7 @@ impl SubRule {
         let mut key = None;
         let parts: Vec<&str> = filter.split('/').collect();
         for (i, level) in self.pattern.levels.iter().enumerate() {
-            let Some(part) = parts.get(i) else {
-                return None;
-            };
+            let part = parts.get(i)?;
             if *part == "#" {
                 return Some(key.map(KeySelect::Key).unwrap_or(KeySelect::All));
             }

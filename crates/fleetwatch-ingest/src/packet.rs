@@ -600,14 +600,12 @@ fn from_v5(p: v5::Packet) -> Result<Packet, PacketError> {
             topic_alias_max: a.topic_alias_max,
             reason_string: a.reason_string,
         })),
-        v5::Packet::SubscribeAck(a) => Packet::SubAck(
-            a.packet_id,
-            a.status.into_iter().map(|s| s as u8).collect(),
-        ),
-        v5::Packet::UnsubscribeAck(a) => Packet::UnsubAck(
-            a.packet_id,
-            a.status.into_iter().map(|s| s as u8).collect(),
-        ),
+        v5::Packet::SubscribeAck(a) => {
+            Packet::SubAck(a.packet_id, a.status.into_iter().map(|s| s as u8).collect())
+        }
+        v5::Packet::UnsubscribeAck(a) => {
+            Packet::UnsubAck(a.packet_id, a.status.into_iter().map(|s| s as u8).collect())
+        }
     })
 }
 
@@ -888,7 +886,11 @@ mod tests {
                 user_properties: Vec::new(),
             }),
             session_expiry_s: if version == Version::V5 { 60 } else { u32::MAX },
-            receive_maximum: if version == Version::V5 { 100 } else { u16::MAX },
+            receive_maximum: if version == Version::V5 {
+                100
+            } else {
+                u16::MAX
+            },
             max_packet_size: None,
             topic_alias_max: 0,
         }
@@ -998,7 +1000,9 @@ mod tests {
         assert_eq!(e.label(), "bad_protocol", "{e}");
         let mut c = Codec::new(1 << 20);
         let e = c
-            .decode(&mut BytesMut::from(&b"\x10\x10\x00\x04MQTT\x09\x02\x00\x3c\x00\x04abcd"[..]))
+            .decode(&mut BytesMut::from(
+                &b"\x10\x10\x00\x04MQTT\x09\x02\x00\x3c\x00\x04abcd"[..],
+            ))
             .unwrap_err();
         assert_eq!(e.label(), "bad_protocol", "{e}");
         assert!(e.to_string().contains("3.1.1 and 5.0"), "{e}");
@@ -1007,10 +1011,19 @@ mod tests {
         let e = c
             .decode(&mut BytesMut::from(&b"\x30\xff\xff\x03"[..]))
             .unwrap_err();
-        assert_eq!(e, PacketError::TooLarge { size: 65535, max: 1024 });
+        assert_eq!(
+            e,
+            PacketError::TooLarge {
+                size: 65535,
+                max: 1024
+            }
+        );
         assert_eq!(e.reason(), reason::PACKET_TOO_LARGE);
         // Truncated: waits for more.
         let mut c = Codec::client(Version::V3_1_1, 1024);
-        assert_eq!(c.decode(&mut BytesMut::from(&b"\x30\x0a\x00"[..])).unwrap(), None);
+        assert_eq!(
+            c.decode(&mut BytesMut::from(&b"\x30\x0a\x00"[..])).unwrap(),
+            None
+        );
     }
 }

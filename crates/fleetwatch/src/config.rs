@@ -4,6 +4,7 @@
 //! `--set section.key=value` (repeatable; the value is TOML, or a bare string).
 
 use anyhow::{Context, bail};
+use fleetwatch_ingest::MqttConfig;
 #[cfg(feature = "kafka")]
 use fleetwatch_kafka::KafkaConfig;
 use fleetwatch_log::EmbeddedConfig;
@@ -65,7 +66,7 @@ impl Default for MetricsSection {
 }
 
 /// The listeners' names, as `[connections.<name>]` and the ready file know them.
-pub const LISTENERS: &[&str] = &["http", "schema_registry"];
+pub const LISTENERS: &[&str] = &["http", "schema_registry", "mqtt", "mqtt_tls"];
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +87,8 @@ pub struct Config {
     pub connections: BTreeMap<String, ConnectionLimits>,
     /// `[metrics]`
     pub metrics: MetricsSection,
+    /// `[mqtt]`: the MQTT proxy.
+    pub mqtt: MqttConfig,
 }
 
 impl Default for Config {
@@ -98,6 +101,7 @@ impl Default for Config {
             schema_registry: SchemaRegistryConfig::default(),
             connections: BTreeMap::from([("default".to_string(), ConnectionLimits::default())]),
             metrics: MetricsSection::default(),
+            mqtt: MqttConfig::default(),
         }
     }
 }
@@ -143,10 +147,17 @@ impl Config {
         }
         self.http.validate().map_err(anyhow::Error::msg)?;
         // Two listeners on one address: say so, rather than "in use" when binding the second.
-        let listens = [
+        self.mqtt.validate().map_err(anyhow::Error::msg)?;
+        let mut listens = vec![
             ("http.listen", &self.http.listen),
             ("schema_registry.listen", &self.schema_registry.listen),
         ];
+        if self.mqtt.enabled {
+            listens.push(("mqtt.listen", &self.mqtt.listen));
+            if self.mqtt.tls_files().is_some() {
+                listens.push(("mqtt.tls_listen", &self.mqtt.tls_listen));
+            }
+        }
         for (i, (ka, a)) in listens.iter().enumerate() {
             for (kb, b) in &listens[i + 1..] {
                 let port0 = a.rsplit_once(':').is_some_and(|(_, p)| p == "0");

@@ -2,9 +2,10 @@
 //! listeners in the ready file, runs them under one supervisor until SIGINT/SIGTERM or until
 //! any one of them ends or panics, then stops the rest and closes the log cleanly.
 //!
-//! Components: `http` (REST Proxy API, `/health`, `/metrics`), `schema_registry`, and the
-//! tasks `log_maintenance` (embedded log), `schema_registry_tailer`, `consumer_expiry`,
-//! `lag_refresh`, `signals`.
+//! Components: `http` (REST Proxy API, `/health`, `/metrics`), `schema_registry`, `mqtt`
+//! and `mqtt_tls` (the MQTT proxy, when `[mqtt] enabled`; TLS when certificates are set),
+//! and the tasks `log_maintenance` (embedded log), `schema_registry_tailer`,
+//! `mqtt_retained[<topic>]`, `consumer_expiry`, `lag_refresh`, `signals`.
 
 use crate::backend;
 use crate::config::Config;
@@ -144,6 +145,19 @@ async fn run_opened(
     // Bind every listener first: a port in use fails start-up naming its key.
     let http = bind(&config.http.listen, "http.listen").await?;
     let sr = bind(&config.schema_registry.listen, "schema_registry.listen").await?;
+    let mqtt_listeners = if config.mqtt.enabled {
+        let plain = bind(&config.mqtt.listen, "mqtt.listen").await?;
+        let tls = match config.mqtt.tls_files() {
+            Some((cert, key)) => Some((
+                bind(&config.mqtt.tls_listen, "mqtt.tls_listen").await?,
+                fleetwatch_ingest::load_tls(cert, key).map_err(anyhow::Error::msg)?,
+            )),
+            None => None,
+        };
+        Some((plain, tls))
+    } else {
+        None
+    };
 
     let registry = config
         .schema_registry
@@ -218,9 +232,39 @@ async fn run_opened(
         "schema_registry.listen",
         sr,
         sr_limits,
-        conn_metrics,
+        conn_metrics.clone(),
         sr_router,
     )?));
+
+    if let Some((plain, tls)) = mqtt_listeners {
+        let shared = fleetwatch_ingest::Shared::new(config.mqtt.clone(), log.clone(), &metrics)
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("starting the MQTT proxy")?;
+        for t in shared.retained_tasks() {
+            components.push(Box::new(t));
+        }
+        components.push(Box::new(fleetwatch_ingest::MqttServer::new(
+            "mqtt",
+            "mqtt.listen",
+            plain,
+            None,
+            config.limits("mqtt"),
+            conn_metrics.clone(),
+            shared.clone(),
+        )?));
+        if let Some((listener, acceptor)) = tls {
+            components.push(Box::new(fleetwatch_ingest::MqttServer::new(
+                "mqtt_tls",
+                "mqtt.tls_listen",
+                listener,
+                Some(acceptor),
+                config.limits("mqtt_tls"),
+                conn_metrics.clone(),
+                shared,
+            )?));
+        }
+    }
 
     let cancel = CancellationToken::new();
     {
@@ -260,8 +304,13 @@ async fn run_opened(
     let banner: Vec<String> = components
         .iter()
         .filter_map(|c| {
+            let scheme = match c.name() {
+                "mqtt" => "mqtt",
+                "mqtt_tls" => "mqtts",
+                _ => "http",
+            };
             Some(format!(
-                "{} http://{} ({})",
+                "{} {scheme}://{} ({})",
                 c.name(),
                 reachable(c.local_addr()?),
                 c.config_key().unwrap_or("")

@@ -14,6 +14,9 @@ pub struct ServeArgs {
     /// Overrides `[schema_registry] listen`; same as `--set schema_registry.listen=…`.
     #[arg(long, env = "FLEETWATCH_SCHEMA_REGISTRY_LISTEN")]
     pub schema_registry_listen: Option<String>,
+    /// Overrides `[mqtt] listen`; same as `--set mqtt.listen=…`.
+    #[arg(long, env = "FLEETWATCH_MQTT_LISTEN")]
+    pub mqtt_listen: Option<String>,
     /// Once every listener is bound, write their addresses here as JSON.
     #[arg(long, env = "FLEETWATCH_READY_FILE")]
     pub ready_file: Option<PathBuf>,
@@ -27,6 +30,9 @@ pub fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(l) = a.schema_registry_listen {
         config.schema_registry.listen = l;
+    }
+    if let Some(l) = a.mqtt_listen {
+        config.mqtt.listen = l;
     }
     crate::cmd::runtime(true)?.block_on(serve::run(config, a.ready_file))
 }

@@ -32,6 +32,8 @@ fn a_component_failing_at_run_time_stops_serve_naming_it() {
             "http.listen=127.0.0.1:0",
             "--set",
             "schema_registry.listen=127.0.0.1:0",
+            "--set",
+            "mqtt.listen=127.0.0.1:0",
             "serve",
         ])
         .env("FLEETWATCH_TEST_FAIL_COMPONENT", "doomed")
