@@ -9,5 +9,6 @@ mod hardening;
 #[cfg(feature = "kafka")]
 mod kafka_backend;
 mod kill_loop;
+mod mqtt;
 mod rest;
 mod schema_registry;

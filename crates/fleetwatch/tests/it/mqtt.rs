@@ -1,0 +1,394 @@
+//! The MQTT proxy with real clients: Python paho-mqtt 2.x (3.1.1 and 5) and Debian's
+//! mosquitto_pub / mosquitto_sub, against `fleetwatch serve`.
+
+use fleetwatch_testkit::server::{Server, run_cli};
+use fleetwatch_testkit::tansu::python;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+const CONFIG: &str = r#"
+[mqtt]
+unmapped = "reject"
+max_packet_size = 4096
+[[mqtt.publish_map]]
+pattern = "fleet/{vin}/telemetry"
+topic = "telemetry.raw"
+key = "{vin}"
+[[mqtt.publish_map]]
+pattern = "fleet/{vin}/status"
+topic = "status"
+key = "{vin}"
+[[mqtt.subscribe_map]]
+pattern = "fleet/{vin}/alerts"
+topic = "alerts"
+"#;
+
+fn start(dir: &Path, extra_config: &str) -> Server {
+    let config = dir.join("fleetwatch.toml");
+    std::fs::write(&config, format!("{CONFIG}\n{extra_config}")).unwrap();
+    Server::start_with_global(&dir.join("data"), &["--config", config.to_str().unwrap()])
+}
+
+fn py(script: &str, args: &[&str]) -> Value {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Every record of `topic`, read from the data directory (the server must be stopped).
+fn records(data: &Path, topic: &str) -> Vec<Value> {
+    let (ok, out, err) = run_cli(data, &["consume", "-t", topic, "--from-beginning"], "");
+    assert!(ok, "consume failed: {err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Blocking HTTP through reqwest on a throwaway runtime (these tests are synchronous).
+fn http(method: &str, url: &str, content_type: &str, body: String) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let req = match method {
+            "GET" => c.get(url),
+            _ => c.post(url).header("content-type", content_type).body(body),
+        };
+        req.send().await.unwrap().text().await.unwrap()
+    })
+}
+
+fn header<'a>(r: &'a Value, k: &str) -> Option<&'a str> {
+    r["headers"]
+        .as_array()?
+        .iter()
+        .find(|h| h["key"] == k)
+        .and_then(|h| h["value"].as_str())
+}
+
+const PUBLISHER: &str = r#"
+import json, sys, time
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+host, port = sys.argv[1], int(sys.argv[2])
+out = {}
+for name, proto in (("v311", mqtt.MQTTv311), ("v5", mqtt.MQTTv5)):
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="car-" + name, protocol=proto)
+    acks = {}
+    c.on_publish = lambda cl, ud, mid, rc, props: acks.__setitem__(mid, int(rc.value) if hasattr(rc, "value") else int(rc))
+    c.connect(host, port, keepalive=30)
+    c.loop_start()
+    for qos in (0, 1, 2):
+        props = None
+        if proto == mqtt.MQTTv5:
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = ("trip", "42")
+        info = c.publish(f"fleet/VIN-{name}/telemetry", json.dumps({"qos": qos, "v": name}), qos=qos, properties=props)
+        info.wait_for_publish(10)
+        out[f"{name}_q{qos}"] = info.is_published()
+    if proto == mqtt.MQTTv5:
+        # Unmapped: refused with 0x90 (topic name invalid), the connection stays.
+        info = c.publish("nowhere/at/all", b"x", qos=1)
+        info.wait_for_publish(10)
+        time.sleep(0.2)
+        out["unmapped_rc"] = acks.get(info.mid)
+        info = c.publish("fleet/VIN-v5/telemetry", b"after", qos=1)
+        info.wait_for_publish(10)
+        out["after_unmapped"] = info.is_published()
+    c.loop_stop()
+    c.disconnect()
+print(json.dumps(out))
+"#;
+
+#[test]
+fn paho_publishes_qos_0_1_2_over_3_1_1_and_5_into_the_mapped_topic_with_key_and_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), "");
+    let mqtt = s.addr("mqtt");
+    let out = py(
+        PUBLISHER,
+        &[&mqtt.ip().to_string(), &mqtt.port().to_string()],
+    );
+    for k in [
+        "v311_q0",
+        "v311_q1",
+        "v311_q2",
+        "v5_q0",
+        "v5_q1",
+        "v5_q2",
+        "after_unmapped",
+    ] {
+        assert_eq!(out[k], true, "{k}: {out}");
+    }
+    assert_eq!(out["unmapped_rc"], 0x90, "{out}");
+    s.stop();
+    let recs = records(&dir.path().join("data"), "telemetry.raw");
+    assert_eq!(recs.len(), 7, "{recs:#?}");
+    for name in ["v311", "v5"] {
+        for qos in 0..3 {
+            let r = recs
+                .iter()
+                .find(|r| {
+                    r["value"].as_str().is_some_and(|v| {
+                        serde_json::from_str::<Value>(v).ok()
+                            == Some(serde_json::json!({"qos": qos, "v": name}))
+                    })
+                })
+                .unwrap_or_else(|| panic!("{name} qos {qos} missing: {recs:#?}"));
+            assert_eq!(r["key"], format!("VIN-{name}"));
+            assert_eq!(
+                header(r, "mqtt.topic"),
+                Some(format!("fleet/VIN-{name}/telemetry").as_str())
+            );
+            assert_eq!(header(r, "mqtt.qos"), Some(qos.to_string().as_str()));
+            assert_eq!(
+                header(r, "mqtt.client_id"),
+                Some(format!("car-{name}").as_str())
+            );
+            assert_eq!(header(r, "mqtt.packet_id").is_some(), qos > 0, "{r}");
+            assert_eq!(header(r, "trip"), (name == "v5").then_some("42"), "{r}");
+        }
+    }
+}
+
+const BAD_CLIENTS: &str = r#"
+import json, socket, sys, time
+import paho.mqtt.client as mqtt
+host, port = sys.argv[1], int(sys.argv[2])
+out = {}
+good = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="good", protocol=mqtt.MQTTv5)
+good.connect(host, port)
+good.loop_start()
+# Garbage instead of CONNECT: closed.
+s = socket.create_connection((host, port)); s.sendall(b"\x30\x05\x00\x01ahi"); s.settimeout(5)
+out["garbage_closed"] = s.recv(100) in (b"",)
+# A wrong protocol level: CONNACK refusing, or closed.
+s = socket.create_connection((host, port)); s.sendall(b"\x10\x10\x00\x04MQTT\x09\x02\x00\x3c\x00\x04abcd"); s.settimeout(5)
+out["bad_level_closed"] = len(s.recv(100)) <= 4
+# Oversized publish in MQTT 5: DISCONNECT 0x95.
+reasons = []
+big = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="big", protocol=mqtt.MQTTv5)
+big.on_disconnect = lambda c, ud, flags, rc, props: reasons.append(int(rc.value))
+big.connect(host, port)
+big.loop_start()
+big.publish("fleet/V1/telemetry", b"x" * 10000, qos=1)
+for _ in range(50):
+    if reasons: break
+    time.sleep(0.1)
+big.loop_stop()
+out["oversized_reason"] = reasons[0] if reasons else None
+# The well-behaved client still works.
+info = good.publish("fleet/V9/telemetry", b"still fine", qos=1)
+info.wait_for_publish(10)
+out["good_still_works"] = info.is_published()
+good.loop_stop(); good.disconnect()
+print(json.dumps(out))
+"#;
+
+#[test]
+fn bad_input_ends_only_that_connection_with_the_right_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), "");
+    let mqtt = s.addr("mqtt");
+    let out = py(
+        BAD_CLIENTS,
+        &[&mqtt.ip().to_string(), &mqtt.port().to_string()],
+    );
+    assert_eq!(out["garbage_closed"], true, "{out}");
+    assert_eq!(out["bad_level_closed"], true, "{out}");
+    assert_eq!(out["oversized_reason"], 0x95, "{out}");
+    assert_eq!(out["good_still_works"], true, "{out}");
+    let metrics = http("GET", &s.url("/metrics"), "", String::new());
+    assert!(
+        metrics.contains("fleetwatch_mqtt_rejected_total{reason=\"too_large\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("fleetwatch_mqtt_rejected_total{reason=\"bad_protocol\"}"),
+        "{metrics}"
+    );
+    s.stop();
+    let recs = records(&dir.path().join("data"), "telemetry.raw");
+    assert_eq!(recs.len(), 1, "only the good publish: {recs:#?}");
+}
+
+const SUBSCRIBER: &str = r#"
+import json, sys, time
+import paho.mqtt.client as mqtt
+host, port, cid, clean, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1", float(sys.argv[5])
+got = []
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1, client_id=cid, clean_session=clean, protocol=mqtt.MQTTv311)
+c.on_message = lambda cl, ud, m: got.append({"topic": m.topic, "payload": m.payload.decode(), "retain": bool(m.retain)})
+flags = {}
+c.on_connect = lambda cl, ud, fl, rc: (flags.update(fl), cl.subscribe("fleet/V1/alerts", qos=1) if sys.argv[6] == "sub" else None)
+c.connect(host, port)
+c.loop_start()
+time.sleep(seconds)
+c.loop_stop()
+c.disconnect()
+print(json.dumps({"got": got, "session_present": flags.get("session present", 0)}))
+"#;
+
+fn produce_alert(s: &Server, key: &str, value: &str) {
+    use base64::Engine;
+    let b = base64::engine::general_purpose::STANDARD;
+    let body = serde_json::json!({"records": [{"key": b.encode(key), "value": b.encode(value)}]});
+    let r = http(
+        "POST",
+        &s.url("/topics/alerts"),
+        "application/vnd.kafka.binary.v2+json",
+        body.to_string(),
+    );
+    assert!(r.contains("offsets"), "{r}");
+}
+
+#[test]
+fn subscribe_back_with_retained_messages_and_a_persistent_session_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), "");
+    produce_alert(&s, "V1", "old");
+    produce_alert(&s, "V2", "other car");
+    std::thread::sleep(std::time::Duration::from_millis(800)); // the retained index follows
+    let m = s.addr("mqtt");
+    let (host, port) = (m.ip().to_string(), m.port().to_string());
+    // A persistent session subscribes: the retained alert of its car comes at once.
+    let first = {
+        let h = host.clone();
+        let p = port.clone();
+        std::thread::spawn(move || py(SUBSCRIBER, &[&h, &p, "dash-1", "0", "2.5", "sub"]))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    produce_alert(&s, "V1", "live");
+    produce_alert(&s, "V2", "not mine");
+    let first = first.join().unwrap();
+    let got: Vec<(String, bool)> = first["got"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["payload"].as_str().unwrap().to_string(),
+                g["retain"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![("old".to_string(), true), ("live".to_string(), false)],
+        "{first}"
+    );
+    // Offline: an alert arrives; the server restarts.
+    produce_alert(&s, "V1", "while away");
+    s.stop();
+    let s = Server::start_with_global(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            dir.path().join("fleetwatch.toml").to_str().unwrap(),
+        ],
+    );
+    let m = s.addr("mqtt");
+    let again = py(
+        SUBSCRIBER,
+        &[
+            &m.ip().to_string(),
+            &m.port().to_string(),
+            "dash-1",
+            "0",
+            "1.5",
+            "nosub",
+        ],
+    );
+    assert_eq!(again["session_present"], 1, "{again}");
+    let got: Vec<&str> = again["got"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["payload"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        vec!["while away"],
+        "the stored session resumes where it was: {again}"
+    );
+}
+
+#[test]
+fn a_will_is_appended_when_a_client_vanishes_and_mosquitto_clients_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), "");
+    let m = s.addr("mqtt");
+    let port = m.port().to_string();
+    // mosquitto_pub, QoS 1 and 2.
+    for q in ["1", "2"] {
+        let out = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-q",
+                q,
+                "-t",
+                "fleet/M1/telemetry",
+                "-m",
+            ])
+            .arg(format!("q{q}"))
+            .output()
+            .expect("mosquitto_pub (Debian mosquitto-clients)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A client with a will, killed without DISCONNECT.
+    let mut child = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "fleet/W1/alerts",
+            "--will-topic",
+            "fleet/W1/status",
+            "--will-payload",
+            "offline",
+            "--will-qos",
+            "1",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    child.kill().unwrap();
+    let _ = child.wait();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    s.stop();
+    let data = dir.path().join("data");
+    let t: Vec<String> = records(&data, "telemetry.raw")
+        .iter()
+        .map(|r| r["value"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(t, vec!["q1", "q2"]);
+    let st = records(&data, "status");
+    assert_eq!(st.len(), 1, "{st:#?}");
+    assert_eq!(st[0]["value"], "offline");
+    assert_eq!(st[0]["key"], "W1");
+    assert_eq!(header(&st[0], "mqtt.will"), Some("1"));
+}
