@@ -11,6 +11,7 @@
 //! | [`target_avro`] | the Schema Registry wire format (`fleetwatch_schema::wire`) and the bounded Avro datum reader (`datum::decode`) against fixed schemas, with encode round trips |
 //! | [`target_json_text`] | `datum::check_json_text` against `datum::check_json` of the parsed document |
 //! | [`target_produce`] | REST Proxy v2 produce bodies, JSON and binary (`fleetwatch_rest::parse_produce_body`) |
+//! | [`target_mqtt`] | the MQTT proxy's packet decoder (`fleetwatch_ingest::packet::Codec` over `rmqtt-codec`), 3.1.1 and 5.0, with a PUBLISH re-encode round trip |
 //!
 //! The committed corpora under `fuzz/corpus/<target>/` (seeds from [`seeds`], made by the
 //! real encoders, and regression inputs) are replayed by `cargo test` on stable, with a
@@ -43,6 +44,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("avro", target_avro),
     ("json_text", target_json_text),
     ("produce", target_produce),
+    ("mqtt", target_mqtt),
 ];
 
 fn le_i64(b: &[u8]) -> i64 {
@@ -397,6 +399,41 @@ pub fn target_produce(data: &[u8]) {
                 );
                 assert_ne!(&b[..], b"null");
             }
+        }
+    }
+}
+
+/// Largest packet the MQTT target's decoder accepts.
+pub const MQTT_MAX_PACKET: u32 = 8192;
+
+/// The MQTT proxy's decoder on a stream of bytes from a client: the first packet picks the
+/// version (CONNECT), then every whole packet is decoded until an error or the end. Each
+/// decoded PUBLISH must encode again and decode to the same packet.
+pub fn target_mqtt(data: &[u8]) {
+    use fleetwatch_ingest::packet::{Codec, Packet};
+    let mut buf = bytes::BytesMut::from(data);
+    let mut server = Codec::new(MQTT_MAX_PACKET);
+    for _ in 0..256 {
+        let packet = match server.decode(&mut buf) {
+            Ok(Some(p)) => p,
+            Ok(None) | Err(_) => return,
+        };
+        let Some(version) = server.version() else {
+            return;
+        };
+        if let Packet::Publish(_) = &packet {
+            let mut client = Codec::client(version, u32::MAX);
+            let mut wire = bytes::BytesMut::new();
+            if let Err(e) = client.encode(packet.clone(), &mut wire) {
+                panic!("a decoded PUBLISH does not encode: {e}");
+            }
+            let mut again = Codec::client(version, u32::MAX);
+            let back = match again.decode(&mut wire) {
+                Ok(b) => b,
+                Err(e) => panic!("a re-encoded PUBLISH does not decode: {e}"),
+            };
+            assert_eq!(back.as_ref(), Some(&packet), "PUBLISH round trip");
+            assert!(wire.is_empty(), "nothing left over");
         }
     }
 }

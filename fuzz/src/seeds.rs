@@ -245,6 +245,21 @@ pub fn all() -> Vec<Seed> {
             with_mode(1 << 2, br#"{"records":[{"value":1},{"value":2},{"value":3}]}"#),
         ),
         seed("produce", "empty-records", with_mode(0, br#"{"records":[]}"#)),
+        // mqtt: a client's byte stream, CONNECT first
+        seed(
+            "mqtt",
+            "v311-session",
+            mqtt(fleetwatch_ingest::packet::Version::V3_1_1, mqtt_session(fleetwatch_ingest::packet::Version::V3_1_1)),
+        ),
+        seed(
+            "mqtt",
+            "v5-session",
+            mqtt(fleetwatch_ingest::packet::Version::V5, mqtt_session(fleetwatch_ingest::packet::Version::V5)),
+        ),
+        seed("mqtt", "v31-connect", b"\x10\x10\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x02c1".to_vec()),
+        seed("mqtt", "publish-before-connect", b"\x30\x05\x00\x01ahi".to_vec()),
+        seed("mqtt", "oversized-length", b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00\x30\xff\xff\xff\x7f".to_vec()),
+        seed("mqtt", "truncated-varint", b"\x10\xff\xff\xff\xff\xff".to_vec()),
         seed(
             "produce",
             "unknown-field",
@@ -260,6 +275,85 @@ pub fn all() -> Vec<Seed> {
             "duplicate-keys",
             with_mode(0, br#"{"records":[{"value":{"a":1,"a":2}}],"records":[{"value":3}]}"#),
         ),
+    ]
+}
+
+/// A client's byte stream: these packets, encoded for `version`.
+fn mqtt(
+    version: fleetwatch_ingest::packet::Version,
+    packets: Vec<fleetwatch_ingest::packet::Packet>,
+) -> Vec<u8> {
+    let mut c = fleetwatch_ingest::packet::Codec::client(version, u32::MAX);
+    let mut out = bytes::BytesMut::new();
+    for p in packets {
+        if let Err(e) = c.encode(p, &mut out) {
+            panic!("seed packet does not encode: {e}");
+        }
+    }
+    out.to_vec()
+}
+
+fn mqtt_session(
+    version: fleetwatch_ingest::packet::Version,
+) -> Vec<fleetwatch_ingest::packet::Packet> {
+    use fleetwatch_ingest::packet::{Connect, Packet, Publish, QoS, SubscribeFilter, Will};
+    use std::num::NonZeroU16;
+    let id = NonZeroU16::MIN;
+    let v5 = version == fleetwatch_ingest::packet::Version::V5;
+    let publish = |qos, topic: &str, alias: Option<u16>| {
+        Packet::Publish(Box::new(Publish {
+            topic: topic.into(),
+            payload: bytes::Bytes::from_static(b"{\"speed\":88.5,\"rpm\":2500}"),
+            qos,
+            retain: false,
+            dup: false,
+            packet_id: (qos != QoS::AtMostOnce).then_some(id),
+            topic_alias: alias.and_then(NonZeroU16::new),
+            user_properties: if v5 {
+                vec![("trip".into(), "42".into())]
+            } else {
+                Vec::new()
+            },
+            content_type: None,
+        }))
+    };
+    vec![
+        Packet::Connect(Box::new(Connect {
+            version,
+            client_id: "car-1".into(),
+            clean_start: false,
+            keep_alive: 30,
+            username: Some("car-1".into()),
+            password: Some(bytes::Bytes::from_static(b"secret")),
+            will: Some(Will {
+                topic: "fleet/car-1/status".into(),
+                payload: bytes::Bytes::from_static(b"offline"),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                delay_s: 0,
+                user_properties: Vec::new(),
+            }),
+            session_expiry_s: if v5 { 3600 } else { u32::MAX },
+            receive_maximum: if v5 { 100 } else { u16::MAX },
+            max_packet_size: None,
+            topic_alias_max: 0,
+        })),
+        publish(QoS::AtMostOnce, "fleet/car-1/telemetry", None),
+        publish(QoS::AtLeastOnce, "fleet/car-1/telemetry", v5.then_some(3)),
+        publish(QoS::ExactlyOnce, "fleet/car-1/telemetry", None),
+        Packet::PubRel(id, 0),
+        Packet::Subscribe(
+            id,
+            vec![SubscribeFilter {
+                filter: "fleet/car-1/alerts".into(),
+                qos: QoS::AtLeastOnce,
+                retain_handling: 0,
+            }],
+        ),
+        Packet::PubAck(id, 0),
+        Packet::Unsubscribe(id, vec!["fleet/car-1/alerts".into()]),
+        Packet::PingReq,
+        Packet::Disconnect(0, None),
     ]
 }
 

@@ -373,10 +373,10 @@ mod tests {
             "{err:#}"
         );
         let err = Config::default()
-            .apply_overrides(&["connections.mqtt.max_connections=7".into()])
+            .apply_overrides(&["connections.ksql.max_connections=7".into()])
             .unwrap_err();
         assert!(
-            format!("{err:#}").contains("no listener is called \"mqtt\""),
+            format!("{err:#}").contains("no listener is called \"ksql\""),
             "{err:#}"
         );
     }

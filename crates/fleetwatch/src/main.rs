@@ -23,8 +23,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the server: the REST Proxy API, the Schema Registry, /health and /metrics over
-    /// the configured log.
+    /// Run the server: the REST Proxy API, the Schema Registry, the MQTT proxy, /health and
+    /// /metrics over the configured log.
     Serve(cmd::serve::ServeArgs),
     /// Create, list, describe or delete topics.
     Topics {
@@ -39,6 +39,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         cmd: cmd::config::Cmd,
+    },
+    /// MQTT proxy helpers (password file).
+    Mqtt {
+        #[command(subcommand)]
+        cmd: cmd::mqtt::Cmd,
     },
     /// Benchmarks (JSON on stdout, a table on stderr).
     Bench {
@@ -79,6 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(a) => cmd::produce::run(g, a),
         Command::Consume(a) => cmd::consume::run(g, a),
         Command::Config { cmd } => cmd::config::run(cmd),
+        Command::Mqtt { cmd } => cmd::mqtt::run(cmd),
         Command::Bench { cmd } => cmd::bench::run(cmd),
     }
 }

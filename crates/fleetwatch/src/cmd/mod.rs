@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod config;
 pub mod consume;
+pub mod mqtt;
 pub mod produce;
 pub mod serve;
 pub mod topics;

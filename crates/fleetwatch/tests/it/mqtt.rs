@@ -392,3 +392,165 @@ fn a_will_is_appended_when_a_client_vanishes_and_mosquitto_clients_work() {
     assert_eq!(st[0]["key"], "W1");
     assert_eq!(header(&st[0], "mqtt.will"), Some("1"));
 }
+
+const ACL_CHECK: &str = r#"
+import json, sys, time
+import paho.mqtt.client as mqtt
+host, port, user, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+acks = {}
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="acl-" + user, protocol=mqtt.MQTTv5)
+c.username_pw_set(user, pw)
+c.on_publish = lambda cl, ud, mid, rc, props: acks.__setitem__(mid, int(rc.value))
+subs = {}
+c.on_subscribe = lambda cl, ud, mid, rcs, props: subs.__setitem__(mid, [int(r.value) for r in rcs])
+c.connect(host, port)
+c.loop_start()
+own = c.publish(f"fleet/{user}/telemetry", b"mine", qos=1); own.wait_for_publish(10)
+other = c.publish("fleet/someone-else/telemetry", b"not mine", qos=1); other.wait_for_publish(10)
+r1, m1 = c.subscribe(f"fleet/{user}/alerts", qos=1)
+r2, m2 = c.subscribe("fleet/+/alerts", qos=1)
+time.sleep(0.5)
+c.loop_stop(); c.disconnect()
+print(json.dumps({"own": acks.get(own.mid), "other": acks.get(other.mid), "sub_own": subs.get(m1), "sub_all": subs.get(m2)}))
+"#;
+
+#[test]
+fn tls_logins_from_a_password_file_and_acls_with_username_substitution() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (cert, key) = (d.join("cert.pem"), d.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pw = d.join("passwd");
+    let data = d.join("data");
+    for (user, pass) in [("car1", "pw-one"), ("car2", "pw-two")] {
+        let (ok, _, err) = run_cli(
+            &data,
+            &["mqtt", "passwd", "--file", pw.to_str().unwrap(), user],
+            &format!("{pass}\n"),
+        );
+        assert!(ok && err.contains(&format!("added {user}")), "{err}");
+    }
+    let config = d.join("fleetwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{CONFIG}\n[[mqtt.acl]]\nusername = \"*\"\npublish = [\"fleet/{{username}}/#\"]\nsubscribe = [\"fleet/{{username}}/alerts\"]\n"
+        ),
+    )
+    .unwrap();
+    let s = Server::start_with_global(
+        &data,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--set",
+            &format!("mqtt.password_file={}", pw.display()),
+            "--set",
+            &format!("mqtt.tls.cert_file={}", cert.display()),
+            "--set",
+            &format!("mqtt.tls.key_file={}", key.display()),
+            "--set",
+            "mqtt.tls_listen=127.0.0.1:0",
+        ],
+    );
+    let tls = s.addr("mqtt_tls").port().to_string();
+    let publish = |user: &str, pass: &str, msg: &str| {
+        Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &tls, "--cafile"])
+            .arg(&cert)
+            .args([
+                "-u",
+                user,
+                "-P",
+                pass,
+                "-q",
+                "1",
+                "-t",
+                &format!("fleet/{user}/telemetry"),
+                "-m",
+                msg,
+            ])
+            .output()
+            .unwrap()
+    };
+    let ok = publish("car1", "pw-one", "over tls");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = publish("car1", "wrong", "refused");
+    assert!(!bad.status.success(), "a wrong password is refused");
+    let no_tls = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &tls,
+            "-q",
+            "1",
+            "-t",
+            "fleet/car1/telemetry",
+            "-m",
+            "plain on tls",
+            "-u",
+            "car1",
+            "-P",
+            "pw-one",
+        ])
+        .output()
+        .unwrap();
+    assert!(!no_tls.status.success(), "plain MQTT on the TLS port fails");
+    let m = s.addr("mqtt");
+    let acl = py(
+        ACL_CHECK,
+        &[&m.ip().to_string(), &m.port().to_string(), "car2", "pw-two"],
+    );
+    assert_eq!(acl["own"], 0, "{acl}");
+    assert_eq!(acl["other"], 0x87, "not authorized: {acl}");
+    assert_eq!(acl["sub_own"], serde_json::json!([1]), "{acl}");
+    assert_eq!(acl["sub_all"], serde_json::json!([0x87]), "{acl}");
+    s.stop();
+    let recs: Vec<(String, String)> = records(&data, "telemetry.raw")
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().into(),
+                r["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recs,
+        vec![
+            ("car1".into(), "over tls".into()),
+            ("car2".into(), "mine".into())
+        ]
+    );
+}
