@@ -554,3 +554,160 @@ fn tls_logins_from_a_password_file_and_acls_with_username_substitution() {
         ]
     );
 }
+
+/// Publishes QoS 1 messages `m<n>` from `first` on in windows of 32 until the connection
+/// fails; returns the numbers whose PUBACK arrived, and the next number.
+fn publish_until_cut(addr: std::net::SocketAddr, first: u64) -> (Vec<u64>, u64) {
+    use bytes::BytesMut;
+    use fleetwatch_ingest::packet::{Codec, Connect, Packet, Publish, QoS, Version};
+    use std::io::{Read, Write};
+    let mut acked = Vec::new();
+    let mut n = first;
+    let Ok(mut sock) = std::net::TcpStream::connect(addr) else {
+        return (acked, n);
+    };
+    let _ = sock.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut codec = Codec::client(Version::V3_1_1, u32::MAX);
+    let mut out = BytesMut::new();
+    let connect = Connect {
+        version: Version::V3_1_1,
+        client_id: "killer".into(),
+        clean_start: true,
+        keep_alive: 30,
+        username: None,
+        password: None,
+        will: None,
+        session_expiry_s: 0,
+        receive_maximum: u16::MAX,
+        max_packet_size: None,
+        topic_alias_max: 0,
+    };
+    codec
+        .encode(Packet::Connect(Box::new(connect)), &mut out)
+        .unwrap();
+    let mut inbuf = BytesMut::new();
+    let read_packet = |sock: &mut std::net::TcpStream, codec: &mut Codec, inbuf: &mut BytesMut| loop {
+        if let Ok(Some(p)) = codec.decode(inbuf) {
+            return Some(p);
+        }
+        let mut chunk = [0u8; 4096];
+        match sock.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(k) => inbuf.extend_from_slice(&chunk[..k]),
+        }
+    };
+    if sock.write_all(&out).is_err() {
+        return (acked, n);
+    }
+    out.clear();
+    if !matches!(
+        read_packet(&mut sock, &mut codec, &mut inbuf),
+        Some(Packet::ConnAck(_))
+    ) {
+        return (acked, n);
+    }
+    loop {
+        let mut window = std::collections::HashMap::new();
+        for pid in 1..=32u16 {
+            window.insert(pid, n);
+            codec
+                .encode(
+                    Packet::Publish(Box::new(Publish {
+                        topic: format!("fleet/K{}/telemetry", n % 5).into(),
+                        payload: format!("m{n}").into(),
+                        qos: QoS::AtLeastOnce,
+                        retain: false,
+                        dup: false,
+                        packet_id: std::num::NonZeroU16::new(pid),
+                        topic_alias: None,
+                        user_properties: Vec::new(),
+                        content_type: None,
+                    })),
+                    &mut out,
+                )
+                .unwrap();
+            n += 1;
+        }
+        if sock.write_all(&out).is_err() {
+            return (acked, n);
+        }
+        out.clear();
+        while !window.is_empty() {
+            match read_packet(&mut sock, &mut codec, &mut inbuf) {
+                Some(Packet::PubAck(id, 0)) => {
+                    if let Some(m) = window.remove(&id.get()) {
+                        acked.push(m);
+                    }
+                }
+                Some(_) => {}
+                None => return (acked, n),
+            }
+        }
+    }
+}
+
+#[test]
+fn every_puback_survives_sigkill_loops_under_mqtt_load() {
+    let loops: usize = std::env::var("FLEETWATCH_KILL_LOOPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("fleetwatch.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let mut acked = Vec::new();
+    let mut next = 0u64;
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..loops {
+        let s = Server::start_with_global(&data, &["--config", config.to_str().unwrap()]);
+        let addr = s.addr("mqtt");
+        let from = next;
+        let publisher = std::thread::spawn(move || publish_until_cut(addr, from));
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(std::time::Duration::from_millis(150 + seed % 300));
+        s.kill();
+        let (got, n) = publisher.join().unwrap();
+        acked.extend(got);
+        next = n;
+    }
+    assert!(!acked.is_empty(), "no PUBACK at all");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stored: std::collections::HashSet<String> = rt.block_on(async {
+        use fleetwatch_core::{LogAdmin, LogData, OffsetSpec, ReadLimits};
+        let log = fleetwatch_log::EmbeddedConfig::at(&data).build().unwrap();
+        let mut all = std::collections::HashSet::new();
+        for p in 0..log.partition_count("telemetry.raw").await.unwrap() {
+            let mut at = log
+                .offset_for("telemetry.raw", p, OffsetSpec::Earliest)
+                .await
+                .unwrap();
+            loop {
+                let b = log
+                    .read("telemetry.raw", p, at, ReadLimits::default())
+                    .await
+                    .unwrap();
+                if b.records.is_empty() {
+                    break;
+                }
+                at = b.next_offset(at);
+                for r in b.records {
+                    all.insert(String::from_utf8(r.record.value.unwrap().to_vec()).unwrap());
+                }
+            }
+        }
+        all
+    });
+    for m in &acked {
+        assert!(stored.contains(&format!("m{m}")), "PUBACKed m{m} is lost");
+    }
+    println!(
+        "mqtt kill loop: {loops} SIGKILLs, {} PUBACKed messages all present",
+        acked.len()
+    );
+}
