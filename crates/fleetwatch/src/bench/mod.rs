@@ -7,7 +7,9 @@
 //! - [`schema`]: Avro encode / decode of `cardata-v1`, Schema Registry requests over HTTP;
 //! - [`recovery`]: start-up time of the embedded log after an unclean and a clean stop;
 //! - [`produce`]: REST Proxy produce requests of 100,000 records: rate, CPU and peak memory
-//!   per record.
+//!   per record;
+//! - [`mqtt`]: MQTT QoS 1 / QoS 0 publishes from many connections, fleetwatch's proxy against
+//!   the local Mosquitto: rate, publish→ack latency, server CPU per million.
 //!
 //! This module holds what they share: pinning to a CPU, CPU seconds, resident memory from
 //! `/proc/self/status`, timed phases and their rates, sizes like `512MiB`, and printing.
@@ -15,6 +17,7 @@
 #![allow(unsafe_code)]
 
 pub mod log;
+pub mod mqtt;
 pub mod produce;
 pub mod recovery;
 pub mod schema;

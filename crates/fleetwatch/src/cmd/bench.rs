@@ -15,6 +15,38 @@ pub enum Cmd {
     /// REST Proxy produce requests of 100,000 records: rate, CPU, peak memory per record; and
     /// a 16 MiB body of empty records, which must be refused (413 / 41302).
     Produce(BenchProduceArgs),
+    /// MQTT publishes from many loopback connections: fleetwatch's proxy (durable acks,
+    /// `interval` and `always` fsync) against the local Mosquitto, QoS 1 and 0.
+    Mqtt(BenchMqttArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchMqttArgs {
+    /// A short run (1 s phases, 8 connections) for smoke tests.
+    #[arg(long, env = "FLEETWATCH_BENCH_QUICK")]
+    pub quick: bool,
+    /// Connections (default 64; 8 with --quick).
+    #[arg(long, env = "FLEETWATCH_BENCH_CONNECTIONS")]
+    pub connections: Option<usize>,
+    /// QoS 1 publishes in flight per connection.
+    #[arg(long, default_value_t = 256, env = "FLEETWATCH_BENCH_INFLIGHT")]
+    pub inflight: usize,
+    /// Payload bytes.
+    #[arg(long, default_value_t = 300, env = "FLEETWATCH_BENCH_PAYLOAD")]
+    pub payload: usize,
+    /// Seconds per phase (default 10; 1 with --quick).
+    #[arg(long, env = "FLEETWATCH_BENCH_SECONDS")]
+    pub seconds: Option<f64>,
+    /// Mosquitto to compare with; `none` skips it.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:1883",
+        env = "FLEETWATCH_BENCH_MOSQUITTO"
+    )]
+    pub mosquitto: String,
+    /// A directory for the server's log (a temporary subdirectory is created).
+    #[arg(long, default_value = "/var/tmp", env = "FLEETWATCH_BENCH_DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -166,6 +198,26 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             };
             let report = crate::cmd::runtime(true)?.block_on(bench::produce::run(opts))?;
             bench::print(&report, bench::produce::table)
+        }
+        Cmd::Mqtt(a) => {
+            let mosquitto = match a.mosquitto.as_str() {
+                "none" | "" => None,
+                m => Some(
+                    m.parse()
+                        .map_err(|e| anyhow::anyhow!("--mosquitto {m:?}: {e}"))?,
+                ),
+            };
+            let opts = bench::mqtt::MqttBenchOptions {
+                connections: a.connections.unwrap_or(if a.quick { 8 } else { 64 }),
+                inflight: a.inflight.max(1),
+                payload: a.payload,
+                seconds: a.seconds.unwrap_or(if a.quick { 1.0 } else { 10.0 }),
+                server_bin: std::env::current_exe()?,
+                dir: a.dir,
+                mosquitto,
+            };
+            let report = crate::cmd::runtime(false)?.block_on(bench::mqtt::run(opts))?;
+            bench::print(&report, bench::mqtt::table)
         }
     }
 }
