@@ -160,6 +160,26 @@ pub struct Connect {
     pub topic_alias_max: u16,
 }
 
+impl Connect {
+    /// A clean-start CONNECT of `client_id` without login or will, keep-alive 60 s, for
+    /// clients (tests, benchmarks, the bridge); set fields for more.
+    pub fn new(version: Version, client_id: &str) -> Connect {
+        Connect {
+            version,
+            client_id: client_id.into(),
+            clean_start: true,
+            keep_alive: 60,
+            username: None,
+            password: None,
+            will: None,
+            session_expiry_s: 0,
+            receive_maximum: u16::MAX,
+            max_packet_size: None,
+            topic_alias_max: 0,
+        }
+    }
+}
+
 /// CONNACK.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnAck {

@@ -129,19 +129,7 @@ async fn connect(addr: SocketAddr, id: &str) -> anyhow::Result<(tokio::net::TcpS
     let mut out = BytesMut::new();
     codec
         .encode(
-            Packet::Connect(Box::new(Connect {
-                version: Version::V3_1_1,
-                client_id: id.into(),
-                clean_start: true,
-                keep_alive: 60,
-                username: None,
-                password: None,
-                will: None,
-                session_expiry_s: 0,
-                receive_maximum: u16::MAX,
-                max_packet_size: None,
-                topic_alias_max: 0,
-            })),
+            Packet::Connect(Box::new(Connect::new(Version::V3_1_1, id))),
             &mut out,
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -569,19 +569,7 @@ fn publish_until_cut(addr: std::net::SocketAddr, first: u64) -> (Vec<u64>, u64) 
     let _ = sock.set_read_timeout(Some(std::time::Duration::from_secs(5)));
     let mut codec = Codec::client(Version::V3_1_1, u32::MAX);
     let mut out = BytesMut::new();
-    let connect = Connect {
-        version: Version::V3_1_1,
-        client_id: "killer".into(),
-        clean_start: true,
-        keep_alive: 30,
-        username: None,
-        password: None,
-        will: None,
-        session_expiry_s: 0,
-        receive_maximum: u16::MAX,
-        max_packet_size: None,
-        topic_alias_max: 0,
-    };
+    let connect = Connect::new(Version::V3_1_1, "killer");
     codec
         .encode(Packet::Connect(Box::new(connect)), &mut out)
         .unwrap();
