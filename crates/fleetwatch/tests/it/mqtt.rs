@@ -699,3 +699,99 @@ fn every_puback_survives_sigkill_loops_under_mqtt_load() {
         acked.len()
     );
 }
+
+const EDGES: &str = r#"
+import json, socket, sys, time, urllib.request
+import paho.mqtt.client as mqtt
+host, port, http = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+out = {}
+def closed_within(s, seconds):
+    s.settimeout(seconds)
+    try:
+        while True:
+            b = s.recv(100)
+            if b == b"":
+                return True
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+# Silent after accept: the connect timeout (connections.mqtt.header_timeout_ms = 500) closes it.
+s = socket.create_connection((host, port))
+out["connect_timeout"] = closed_within(s, 3)
+# keep-alive 1 s, then silence: closed after 1.5 s.
+s = socket.create_connection((host, port))
+s.sendall(b"\x10\x0e\x00\x04MQTT\x04\x02\x00\x01\x00\x02ka")
+s.settimeout(2); s.recv(4)  # CONNACK
+t = time.time()
+out["keep_alive_closed"] = closed_within(s, 4)
+out["keep_alive_after_s"] = round(time.time() - t, 1)
+# A second CONNECT (MQTT 5): DISCONNECT 0x82.
+s = socket.create_connection((host, port))
+c5 = b"\x10\x0e\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x01x"
+s.sendall(c5); s.settimeout(3); s.recv(100)
+s.sendall(c5)
+data = s.recv(100)
+out["second_connect"] = list(data[:3])
+# Takeover: a second client with the same id; the first hears 0x8E.
+reasons = []
+a = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="same", protocol=mqtt.MQTTv5, reconnect_on_failure=False)
+a.on_disconnect = lambda c, ud, fl, rc, p: reasons.append(int(rc.value))
+a.connect(host, port); a.loop_start(); time.sleep(0.3)
+b = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="same", protocol=mqtt.MQTTv5)
+b.connect(host, port); b.loop_start(); time.sleep(0.8)
+a.loop_stop(); b.loop_stop(); b.disconnect()
+out["takeover_reason"] = reasons[0] if reasons else None
+# The mapped topic is deleted: appends fail. MQTT 5 gets PUBACK 0x80; 3.1.1 is disconnected.
+req = urllib.request.Request(f"http://{http}/v3/clusters/fleetwatch/topics/telemetry.raw", method="DELETE")
+urllib.request.urlopen(req).read()
+acks = {}
+v5 = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="v5-fail", protocol=mqtt.MQTTv5)
+v5.on_publish = lambda c, ud, mid, rc, p: acks.__setitem__(mid, int(rc.value))
+v5.connect(host, port); v5.loop_start()
+i = v5.publish("fleet/V1/telemetry", b"x", qos=1); i.wait_for_publish(5); time.sleep(0.2)
+out["v5_failed_append_rc"] = acks.get(i.mid)
+v5.loop_stop(); v5.disconnect()
+gone = []
+v3 = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="v3-fail", protocol=mqtt.MQTTv311, reconnect_on_failure=False)
+v3.on_disconnect = lambda c, ud, fl, rc, p: gone.append(1)
+v3.connect(host, port); v3.loop_start()
+i = v3.publish("fleet/V1/telemetry", b"x", qos=1)
+for _ in range(30):
+    if gone: break
+    time.sleep(0.1)
+out["v3_failed_append_disconnected"] = bool(gone) and not i.is_published()
+v3.loop_stop()
+print(json.dumps(out))
+"#;
+
+#[test]
+fn timeouts_second_connect_takeover_and_failed_appends_get_the_right_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fleetwatch.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let s = Server::start_with_global(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--set",
+            "connections.mqtt.header_timeout_ms=500",
+        ],
+    );
+    let m = s.addr("mqtt");
+    let http = s.addr("http").to_string();
+    let out = py(EDGES, &[&m.ip().to_string(), &m.port().to_string(), &http]);
+    assert_eq!(out["connect_timeout"], true, "{out}");
+    assert_eq!(out["keep_alive_closed"], true, "{out}");
+    let after = out["keep_alive_after_s"].as_f64().unwrap();
+    assert!((1.0..3.5).contains(&after), "closed after {after} s: {out}");
+    assert_eq!(
+        out["second_connect"],
+        serde_json::json!([0xe0, 2, 0x82]),
+        "{out}"
+    );
+    assert_eq!(out["takeover_reason"], 0x8E, "{out}");
+    assert_eq!(out["v5_failed_append_rc"], 0x80, "{out}");
+    assert_eq!(out["v3_failed_append_disconnected"], true, "{out}");
+}
