@@ -795,3 +795,100 @@ fn timeouts_second_connect_takeover_and_failed_appends_get_the_right_answer() {
     assert_eq!(out["v5_failed_append_rc"], 0x80, "{out}");
     assert_eq!(out["v3_failed_append_disconnected"], true, "{out}");
 }
+
+const CUT_MID_STREAM: &str = r#"
+import json, socket, sys, threading, time
+import paho.mqtt.client as mqtt
+host, port = sys.argv[1], int(sys.argv[2])
+# A relay that cuts the first connection after 20 kB from the client.
+lsock = socket.socket(); lsock.bind(("127.0.0.1", 0)); lsock.listen(8)
+rport = lsock.getsockname()[1]
+cuts = []
+def pipe(a, b, limit):
+    sent = 0
+    try:
+        while True:
+            d = a.recv(4096)
+            if not d: break
+            b.sendall(d); sent += len(d)
+            if limit and sent > limit:
+                cuts.append(sent)
+                break
+    except OSError:
+        pass
+    for s in (a, b):
+        try: s.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+        s.close()
+def relay():
+    n = 0
+    while True:
+        c, _ = lsock.accept()
+        u = socket.create_connection((host, port))
+        limit = 20000 if n == 0 else 0
+        n += 1
+        threading.Thread(target=pipe, args=(c, u, limit), daemon=True).start()
+        threading.Thread(target=pipe, args=(u, c, 0), daemon=True).start()
+threading.Thread(target=relay, daemon=True).start()
+acked = []
+sent = {}
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="flaky-car", clean_session=False, protocol=mqtt.MQTTv311)
+c.max_inflight_messages_set(50)
+c.on_publish = lambda cl, ud, mid, rc, p: acked.append(sent[mid])
+c.reconnect_delay_set(0.1, 0.5)
+c.connect("127.0.0.1", rport, keepalive=5)
+c.loop_start()
+for i in range(600):
+    info = c.publish("fleet/FLAKY/telemetry", f"n{i}".encode() + b"x" * 100, qos=1)
+    sent[info.mid] = f"n{i}"
+for _ in range(200):
+    if len(acked) >= 600: break
+    time.sleep(0.1)
+c.loop_stop(); c.disconnect()
+print(json.dumps({"acked": acked, "cuts": cuts}))
+"#;
+
+#[test]
+fn a_qos1_publisher_cut_mid_stream_resends_and_nothing_acknowledged_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), "");
+    let m = s.addr("mqtt");
+    let out = py(
+        CUT_MID_STREAM,
+        &[&m.ip().to_string(), &m.port().to_string()],
+    );
+    assert_eq!(
+        out["cuts"].as_array().unwrap().len(),
+        1,
+        "the relay cut once: {out}"
+    );
+    let acked: Vec<String> = out["acked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        acked.len(),
+        600,
+        "paho resent what was cut and got every PUBACK: {}",
+        acked.len()
+    );
+    s.stop();
+    let stored: std::collections::HashSet<String> =
+        records(&dir.path().join("data"), "telemetry.raw")
+            .iter()
+            .map(|r| {
+                r["value"]
+                    .as_str()
+                    .unwrap()
+                    .split('x')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+    for a in &acked {
+        assert!(stored.contains(a), "PUBACKed {a} is missing");
+    }
+}
