@@ -161,6 +161,7 @@ impl MqttConfig {
         if self.unmapped.trim().is_empty() {
             return Err("mqtt.unmapped must be \"reject\" or a topic name".into());
         }
+        crate::auth::Acl::new(&self.acl)?;
         crate::mapping::Mapping::new(self).map(|_| ())
     }
 }

@@ -1,7 +1,7 @@
 //! One client connection: CONNECT, then publishes in, acknowledgements and deliveries out.
 //!
 //! The loop reads whatever the socket has, decodes every whole packet in it, and submits the
-//! publishes of that read to the [`Appender`] grouped by partition; their acknowledgements
+//! publishes of that read to the [`Appender`](crate::appender::Appender) grouped by partition; their acknowledgements
 //! are queued in order and written when the appends are durable, while reading goes on (up
 //! to `mqtt.max_inflight` unacknowledged publishes, then reading pauses). Deliveries to
 //! subscribers come from `deliver` pumps through a channel. Bad input ends only this

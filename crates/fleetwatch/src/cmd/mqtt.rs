@@ -28,8 +28,10 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                 .read_line(&mut line)
                 .context("reading the password from stdin")?;
             let password = line.trim_end_matches(['\n', '\r']);
-            let replaced =
-                fleetwatch_ingest::auth::write_password_file_entry(&file, &username, password)?;
+            let replaced = matches!(
+                fleetwatch_ingest::auth::write_password_file_entry(&file, &username, password)?,
+                fleetwatch_ingest::auth::EntryWritten::Replaced
+            );
             let verb = if replaced { "replaced" } else { "added" };
             let prep = if replaced { "in" } else { "to" };
             eprintln!("{verb} {username} {prep} {}", file.display());
