@@ -26,7 +26,8 @@ struct Job {
     done: oneshot::Sender<JobResult>,
 }
 
-type Lanes = HashMap<(String, i32), mpsc::UnboundedSender<Job>>;
+/// Lanes by topic, then partition (looked up by `&str`: no allocation per submit).
+type Lanes = HashMap<String, HashMap<i32, mpsc::UnboundedSender<Job>>>;
 
 struct Inner {
     log: Arc<dyn Log>,
@@ -54,11 +55,6 @@ impl Appender {
         }
     }
 
-    /// The log.
-    pub fn log(&self) -> &Arc<dyn Log> {
-        &self.inner.log
-    }
-
     /// The partition of a record with `key` in `topic` (Kafka's murmur2; round-robin
     /// without a key). The partition count is cached.
     pub async fn partition(&self, topic: &str, key: Option<&[u8]>) -> LogResult<i32> {
@@ -66,15 +62,18 @@ impl Appender {
             .inner
             .partitions
             .read()
-            .ok()
-            .and_then(|m| m.get(topic).copied());
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
+            .copied();
         let n = match cached {
             Some(n) => n,
             None => {
                 let n = self.inner.log.partition_count(topic).await?;
-                if let Ok(mut m) = self.inner.partitions.write() {
-                    m.insert(topic.to_string(), n);
-                }
+                self.inner
+                    .partitions
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(topic.to_string(), n);
                 n
             }
         };
@@ -98,8 +97,14 @@ impl Appender {
                 Ok(()) => return rx,
                 Err(mpsc::error::SendError(j)) => {
                     job = j;
-                    if let Ok(mut lanes) = self.inner.lanes.lock() {
-                        lanes.remove(&(topic.to_string(), partition));
+                    if let Some(t) = self
+                        .inner
+                        .lanes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(topic)
+                    {
+                        t.remove(&partition);
                     }
                 }
             }
@@ -111,25 +116,18 @@ impl Appender {
     }
 
     fn lane(&self, topic: &str, partition: i32) -> mpsc::UnboundedSender<Job> {
-        let mut lanes = match self.inner.lanes.lock() {
-            Ok(l) => l,
-            Err(p) => p.into_inner(),
-        };
-        let key = (topic.to_string(), partition);
-        if let Some(tx) = lanes.get(&key) {
+        let mut lanes = self.inner.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = lanes.get(topic).and_then(|t| t.get(&partition)) {
             return tx.clone();
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let inner = self.inner.clone();
         tokio::spawn(run_lane(inner, topic.to_string(), partition, rx));
-        lanes.insert(key, tx.clone());
+        lanes
+            .entry(topic.to_string())
+            .or_default()
+            .insert(partition, tx.clone());
         tx
-    }
-
-    fn forget_partitions(&self, topic: &str) {
-        if let Ok(mut m) = self.inner.partitions.write() {
-            m.remove(topic);
-        }
     }
 }
 
@@ -193,9 +191,13 @@ async fn run_lane(
                 if matches!(
                     e,
                     LogError::UnknownTopic(_) | LogError::UnknownPartition { .. }
-                ) && let Ok(mut m) = inner.partitions.write()
-                {
-                    m.remove(&topic);
+                ) {
+                    // The topic changed: look its partition count up again.
+                    inner
+                        .partitions
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&topic);
                 }
                 let e = Arc::new(e);
                 records.clear();
@@ -204,13 +206,6 @@ async fn run_lane(
                 }
             }
         }
-    }
-}
-
-impl Appender {
-    /// Drops the cached partition count of `topic` (after an unknown-partition error).
-    pub fn refresh(&self, topic: &str) {
-        self.forget_partitions(topic);
     }
 }
 

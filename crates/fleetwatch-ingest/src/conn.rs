@@ -375,11 +375,7 @@ impl Conn<'_> {
                 _ = cancel.cancelled() => return End::Shutdown,
                 _ = kicked.cancelled() => return End::TakenOver,
                 Some(ready) = self.pending.next(), if !self.pending.is_empty() => {
-                    let r = match ready {
-                        Ready::Job(result, acks) => self.acknowledge(result, acks),
-                        Ready::Send(p) => self.send(p),
-                    };
-                    if let Err(e) = r {
+                    if let Err(e) = self.ready(ready) {
                         return e;
                     }
                 }
@@ -643,6 +639,14 @@ impl Conn<'_> {
         }
     }
 
+    /// What the acknowledgement queue yielded: a job's acknowledgements, or a queued packet.
+    fn ready(&mut self, ready: Ready) -> Result<(), End> {
+        match ready {
+            Ready::Job(result, acks) => self.acknowledge(result, acks),
+            Ready::Send(p) => self.send(p),
+        }
+    }
+
     /// A job's appends are durable (or failed): write its acknowledgements.
     fn acknowledge(&mut self, result: JobResult, acks: Vec<AckInfo>) -> Result<(), End> {
         self.inflight -= acks.len();
@@ -752,11 +756,14 @@ impl Conn<'_> {
         crate::deliver::StoredSession {
             filters,
             expiry_s: st.expiry_s,
-            seen_ms: crate::deliver::seen_now(),
+            seen_ms: now_ms(),
         }
     }
 
     async fn commit(&mut self, force: bool) {
+        if !self.pumps.commit_due(force) {
+            return;
+        }
         let rules: Vec<usize> = (0..self.shared.mapping.subscribe_rules().len()).collect();
         let stored: HashMap<usize, crate::deliver::StoredSession> =
             rules.iter().map(|&r| (r, self.stored(r))).collect();
@@ -788,12 +795,12 @@ impl Conn<'_> {
         }
         let log = self.shared.log.clone();
         let (group, positions) = if self.persistent() {
-            let (g, p, _) = crate::deliver::open_group(&log, &self.client_id, &r.topic)
+            let (g, p) = crate::deliver::open_group(&log, &self.client_id, &r.topic)
                 .await
                 .map_err(|e| e.to_string())?;
             (Some(g), p)
         } else {
-            let (p, _) = crate::deliver::positions_of(&log, &r.topic, &[])
+            let p = crate::deliver::positions_of(&log, &r.topic, &[])
                 .await
                 .map_err(|e| e.to_string())?;
             (None, p)
@@ -1008,10 +1015,7 @@ impl Conn<'_> {
     ) {
         let drain = async {
             while let Some(ready) = self.pending.next().await {
-                let _ = match ready {
-                    Ready::Job(result, acks) => self.acknowledge(result, acks),
-                    Ready::Send(p) => self.send(p),
-                };
+                let _ = self.ready(ready);
             }
         };
         if tokio::time::timeout(DRAIN_WAIT, drain).await.is_err() {

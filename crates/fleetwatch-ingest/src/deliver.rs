@@ -18,7 +18,7 @@ use crate::packet::QoS;
 use bytes::Bytes;
 use fleetwatch_core::{
     GroupConsumer, JoinOptions, Log, LogError, LogResult, OffsetCommit, OffsetSpec, ReadLimits,
-    TopicPartition, TopicSubscription, now_ms,
+    TopicPartition, TopicSubscription,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -83,7 +83,6 @@ struct Track {
     task: tokio::task::JoinHandle<()>,
     unacked: HashMap<i32, BTreeSet<i64>>,
     progress: HashMap<i32, i64>,
-    committed: HashMap<i32, i64>,
     group: Option<Box<dyn GroupConsumer>>,
     dirty: bool,
 }
@@ -199,25 +198,28 @@ impl Pumps {
                 selects,
                 task,
                 unacked: HashMap::new(),
-                progress: positions.iter().copied().collect(),
-                committed: positions.into_iter().collect(),
+                progress: positions.into_iter().collect(),
                 group,
                 dirty: true,
             },
         );
     }
 
-    /// Stops the pump of `rule`; returns its group for a last commit.
+    /// Stops the pump of `rule` (commit its positions first).
     pub fn stop(&mut self, rule: usize) {
         self.tracks.remove(&rule);
     }
 
-    /// Commits the positions of persistent pumps (at most once a second unless `force`),
-    /// with the session's subscriptions as metadata; also keeps their groups alive.
+    /// Whether [`Pumps::commit`] has anything to do now: a persistent pump, and (unless
+    /// `force`) a second since the last commit.
+    pub fn commit_due(&self, force: bool) -> bool {
+        self.tracks.values().any(|t| t.group.is_some())
+            && (force || self.last_commit.elapsed() >= Duration::from_secs(1))
+    }
+
+    /// Commits the positions of persistent pumps, with the session's subscriptions as
+    /// metadata; also keeps their groups alive. Callers check [`Pumps::commit_due`] first.
     pub async fn commit(&mut self, force: bool, stored: &HashMap<usize, StoredSession>) {
-        if !force && self.last_commit.elapsed() < Duration::from_secs(1) {
-            return;
-        }
         self.last_commit = Instant::now();
         for (rule, t) in self.tracks.iter_mut() {
             let Some(group) = t.group.as_mut() else {
@@ -240,7 +242,6 @@ impl Pumps {
                     OffsetCommit::new(TopicPartition::new(t.rule.topic.clone(), p), at)
                         .with_metadata(meta.clone()),
                 );
-                t.committed.insert(p, at);
             }
             match group.commit(&commits).await {
                 Ok(()) => t.dirty = false,
@@ -303,10 +304,7 @@ async fn run_pump(
             };
             let key = r.record.key.as_deref();
             let qos = {
-                let sel = match selects.read() {
-                    Ok(s) => s,
-                    Err(p) => p.into_inner(),
-                };
+                let sel = selects.read().unwrap_or_else(|p| p.into_inner());
                 sel.iter()
                     .filter(|(_, s, _)| match s {
                         KeySelect::All => true,
@@ -348,11 +346,7 @@ pub async fn open_group(
     log: &Arc<dyn Log>,
     client_id: &str,
     topic: &str,
-) -> LogResult<(
-    Box<dyn GroupConsumer>,
-    Vec<(i32, i64)>,
-    Option<StoredSession>,
-)> {
+) -> LogResult<(Box<dyn GroupConsumer>, Vec<(i32, i64)>)> {
     let group = session_group(client_id, topic);
     let committed = log.committed_offsets(&group).await.unwrap_or_default();
     let mut opts = JoinOptions::new(group, vec![topic.to_string()]);
@@ -361,35 +355,29 @@ pub async fn open_group(
     opts.reset = OffsetSpec::Latest;
     let mut consumer = log.join_group(opts).await?;
     let _ = consumer.assignment().await?;
-    let (positions, stored) = positions_of(log, topic, &committed).await?;
-    Ok((consumer, positions, stored))
+    let positions = positions_of(log, topic, &committed).await?;
+    Ok((consumer, positions))
 }
 
-/// Positions from committed offsets (latest where none), and the stored session.
+/// Positions from committed offsets (latest where none).
 pub async fn positions_of(
     log: &Arc<dyn Log>,
     topic: &str,
     committed: &[OffsetCommit],
-) -> LogResult<(Vec<(i32, i64)>, Option<StoredSession>)> {
+) -> LogResult<Vec<(i32, i64)>> {
     let n = log.partition_count(topic).await?;
     let mut out = Vec::with_capacity(n as usize);
-    let mut stored = None;
     for p in 0..n {
         let c = committed
             .iter()
             .find(|c| c.partition.topic == topic && c.partition.partition == p);
-        if let Some(meta) = c.and_then(|c| c.metadata.as_deref())
-            && let Ok(s) = serde_json::from_str::<StoredSession>(meta)
-        {
-            stored = Some(s);
-        }
         let at = match c {
             Some(c) => c.offset,
             None => log.offset_for(topic, p, OffsetSpec::Latest).await?,
         };
         out.push((p, at));
     }
-    Ok((out, stored))
+    Ok(out)
 }
 
 /// The stored session of `client_id` in `topic`'s group, if any.
@@ -420,12 +408,16 @@ pub struct Retained {
 impl Retained {
     /// Where the records to send as retained for `select` are, in `topic`.
     pub fn lookup(&self, topic: &str, select: &KeySelect) -> Vec<(i32, i64)> {
-        let Some(index) = self.topics.read().ok().and_then(|t| t.get(topic).cloned()) else {
+        let Some(index) = self
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
+            .cloned()
+        else {
             return Vec::new();
         };
-        let Ok(index) = index.read() else {
-            return Vec::new();
-        };
+        let index = index.read().unwrap_or_else(|p| p.into_inner());
         match select {
             KeySelect::Key(k) => index.get(k.as_bytes()).copied().into_iter().collect(),
             KeySelect::All => index.values().copied().collect(),
@@ -440,9 +432,10 @@ impl Retained {
         cancel: CancellationToken,
     ) {
         let index: Arc<KeyIndex> = Arc::default();
-        if let Ok(mut t) = self.topics.write() {
-            t.insert(topic.clone(), index.clone());
-        }
+        self.topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(topic.clone(), index.clone());
         let mut positions = Vec::new();
         let n = loop {
             match log.partition_count(&topic).await {
@@ -479,7 +472,7 @@ impl Retained {
                     if records.is_empty() {
                         continue;
                     }
-                    let Ok(mut idx) = index.write() else { return };
+                    let mut idx = index.write().unwrap_or_else(|p| p.into_inner());
                     for r in records {
                         let Some(k) = r.record.key else { continue };
                         if r.record.value.is_none() {
@@ -496,9 +489,4 @@ impl Retained {
             }
         }
     }
-}
-
-/// The stamp of "now" for stored sessions.
-pub fn seen_now() -> i64 {
-    now_ms()
 }

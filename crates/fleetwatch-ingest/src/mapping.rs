@@ -200,8 +200,6 @@ pub struct SubRule {
     pattern: Pattern,
     /// The log topic.
     pub topic: String,
-    /// Index of the capture level (the key), if the pattern has one.
-    key_level: Option<usize>,
 }
 
 /// What one subscription filter selects of one subscribe rule.
@@ -266,16 +264,6 @@ impl SubRule {
             }
         }
         Some(out)
-    }
-
-    /// Whether the pattern has a key level.
-    pub fn keyed(&self) -> bool {
-        self.key_level.is_some()
-    }
-
-    /// The pattern as written.
-    pub fn pattern(&self) -> &str {
-        self.pattern.as_str()
     }
 }
 
@@ -367,7 +355,6 @@ impl Mapping {
         Ok(SubRule {
             pattern,
             topic: r.topic.clone(),
-            key_level,
         })
     }
 

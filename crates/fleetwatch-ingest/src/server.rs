@@ -142,9 +142,9 @@ impl Shared {
             if stored.filters.is_empty() {
                 continue;
             }
-            if clean || stored.expired(crate::deliver::seen_now()) {
+            if clean || stored.expired(fleetwatch_core::now_ms()) {
                 // Erase it: an empty subscription list at the current positions.
-                let (mut g, positions, _) = open_group(&self.log, client_id, &rule.topic)
+                let (mut g, positions) = open_group(&self.log, client_id, &rule.topic)
                     .await
                     .map_err(|e| e.to_string())?;
                 let meta = serde_json::to_string(&StoredSession::default()).unwrap_or_default();

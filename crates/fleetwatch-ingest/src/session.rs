@@ -71,10 +71,7 @@ pub struct Owned {
 impl Owned {
     /// Locks the state.
     pub fn state(&self) -> std::sync::MutexGuard<'_, SessionState> {
-        match self.slot.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        self.slot.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -94,11 +91,9 @@ impl SessionStore {
     /// owner did not let go in time.
     pub async fn take(&self, client_id: &str, clean: bool, expiry_s: u32) -> Option<Owned> {
         let slot = {
-            let mut slots = match self.slots.lock() {
-                Ok(s) => s,
-                Err(p) => p.into_inner(),
-            };
-            slots
+            self.slots
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
                 .entry(client_id.to_string())
                 .or_insert_with(|| {
                     Arc::new(Slot {
@@ -122,10 +117,7 @@ impl SessionStore {
             *k = Some(kicked.clone());
         }
         let present = {
-            let mut st = match slot.state.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
+            let mut st = slot.state.lock().unwrap_or_else(|p| p.into_inner());
             let keep = !clean && st.used && !st.expired(Instant::now());
             if !keep {
                 *st = SessionState::default();
