@@ -1,4 +1,4 @@
-//! Helpers the HTTP black-box tests share.
+//! Helpers the black-box tests share.
 
 use fleetwatch_testkit::server::Server;
 use serde_json::{Value, json};
@@ -47,4 +47,52 @@ pub async fn consumer(c: &reqwest::Client, s: &Server, group: &str, settings: Va
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     s.url(&format!("/consumers/{group}/instances/i"))
+}
+
+/// Runs a Python script (`FLEETWATCH_PYTHON`, with the venv's clients) and parses the JSON
+/// it prints; a failing script fails the test with its stderr.
+pub fn py(script: &str, args: &[&str]) -> Value {
+    let out = std::process::Command::new(fleetwatch_testkit::tansu::python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Every record of `topic` in the embedded data directory `data` (no server may own it),
+/// partition by partition, in offset order.
+pub async fn read_topic(
+    data: &std::path::Path,
+    topic: &str,
+) -> Vec<fleetwatch_core::ConsumedRecord> {
+    use fleetwatch_core::{LogAdmin, LogData, OffsetSpec, ReadLimits};
+    let log = fleetwatch_log::EmbeddedConfig::at(data).build().unwrap();
+    let mut all = Vec::new();
+    for p in 0..log.partition_count(topic).await.unwrap() {
+        let mut next = log
+            .offset_for(topic, p, OffsetSpec::Earliest)
+            .await
+            .unwrap();
+        loop {
+            let b = log
+                .read(topic, p, next, ReadLimits::default())
+                .await
+                .unwrap();
+            if b.records.is_empty() {
+                break;
+            }
+            next = b.next_offset(next);
+            all.extend(b.records);
+        }
+    }
+    all
 }

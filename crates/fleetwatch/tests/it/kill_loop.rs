@@ -2,7 +2,6 @@
 //! record must be there afterwards, at its acknowledged offset, in order, exactly once.
 //! `FLEETWATCH_KILL_LOOPS` sets the number of kills (default 10; CI runs 50).
 
-use fleetwatch_core::{LogData, OffsetSpec, ReadLimits};
 use fleetwatch_testkit::server::Server;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -88,27 +87,10 @@ async fn every_acknowledged_record_survives_sigkill_loops() {
         next_id = id;
     }
     // Open the data directory directly and check.
-    let log = fleetwatch_log::EmbeddedConfig::at(&data).build().unwrap();
     let mut stored: HashMap<String, Vec<(i32, i64)>> = HashMap::new();
-    for p in 0..2 {
-        let mut next = log
-            .offset_for("load", p, OffsetSpec::Earliest)
-            .await
-            .unwrap();
-        loop {
-            let b = log
-                .read("load", p, next, ReadLimits::default())
-                .await
-                .unwrap();
-            if b.records.is_empty() {
-                break;
-            }
-            next = b.next_offset(next);
-            for r in b.records {
-                let v = String::from_utf8(r.record.value.unwrap().to_vec()).unwrap();
-                stored.entry(v).or_default().push((p, r.offset));
-            }
-        }
+    for r in crate::api::read_topic(&data, "load").await {
+        let v = String::from_utf8(r.record.value.unwrap().to_vec()).unwrap();
+        stored.entry(v).or_default().push((r.partition, r.offset));
     }
     for (v, places) in &stored {
         assert_eq!(places.len(), 1, "{v} stored more than once: {places:?}");

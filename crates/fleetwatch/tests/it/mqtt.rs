@@ -1,8 +1,8 @@
 //! The MQTT proxy with real clients: Python paho-mqtt 2.x (3.1.1 and 5) and Debian's
 //! mosquitto_pub / mosquitto_sub, against `fleetwatch serve`.
 
+use crate::api::{py, read_topic};
 use fleetwatch_testkit::server::{Server, run_cli};
-use fleetwatch_testkit::tansu::python;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -28,23 +28,6 @@ fn start(dir: &Path, extra_config: &str) -> Server {
     let config = dir.join("fleetwatch.toml");
     std::fs::write(&config, format!("{CONFIG}\n{extra_config}")).unwrap();
     Server::start_with_global(&dir.join("data"), &["--config", config.to_str().unwrap()])
-}
-
-fn py(script: &str, args: &[&str]) -> Value {
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// Every record of `topic`, read from the data directory (the server must be stopped).
@@ -666,31 +649,11 @@ fn every_puback_survives_sigkill_loops_under_mqtt_load() {
         .enable_all()
         .build()
         .unwrap();
-    let stored: std::collections::HashSet<String> = rt.block_on(async {
-        use fleetwatch_core::{LogAdmin, LogData, OffsetSpec, ReadLimits};
-        let log = fleetwatch_log::EmbeddedConfig::at(&data).build().unwrap();
-        let mut all = std::collections::HashSet::new();
-        for p in 0..log.partition_count("telemetry.raw").await.unwrap() {
-            let mut at = log
-                .offset_for("telemetry.raw", p, OffsetSpec::Earliest)
-                .await
-                .unwrap();
-            loop {
-                let b = log
-                    .read("telemetry.raw", p, at, ReadLimits::default())
-                    .await
-                    .unwrap();
-                if b.records.is_empty() {
-                    break;
-                }
-                at = b.next_offset(at);
-                for r in b.records {
-                    all.insert(String::from_utf8(r.record.value.unwrap().to_vec()).unwrap());
-                }
-            }
-        }
-        all
-    });
+    let stored: std::collections::HashSet<String> = rt
+        .block_on(read_topic(&data, "telemetry.raw"))
+        .into_iter()
+        .map(|r| String::from_utf8(r.record.value.unwrap().to_vec()).unwrap())
+        .collect();
     for m in &acked {
         assert!(stored.contains(&format!("m{m}")), "PUBACKed m{m} is lost");
     }

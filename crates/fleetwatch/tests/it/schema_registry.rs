@@ -3,10 +3,9 @@
 //! bytes made by `fleetwatch produce` read by the Python deserializer; state across a
 //! restart.
 
+use crate::api::py;
 use fleetwatch_testkit::server::{Server, get_json, run_cli};
-use fleetwatch_testkit::tansu::python;
 use serde_json::{Value, json};
-use std::process::Command;
 
 const AVSC: &str = r#"{"type":"record","name":"CarReading","namespace":"fleetwatch","fields":[{"name":"car","type":"string"},{"name":"speed","type":"double"},{"name":"tags","type":{"type":"array","items":"string"},"default":[]},{"name":"note","type":["null","string"],"default":null}]}"#;
 
@@ -76,21 +75,6 @@ de = AvroDeserializer(SchemaRegistryClient({"url": url}))
 ctx = SerializationContext("fw", MessageField.VALUE)
 print(json.dumps([de(base64.b64decode(b), ctx) for b in blobs]))
 "#;
-
-fn py(script: &str, args: &[&str]) -> Value {
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confluent_kafka_client_and_serializers_work_unchanged() {
