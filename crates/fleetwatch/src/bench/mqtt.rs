@@ -291,8 +291,10 @@ fn report(name: &str, qos: QoS, mut l: Load, cpu: Option<f64>, landed: Option<u6
     }
 }
 
+/// A server process and its data directory, both gone when dropped.
 struct Child {
     child: std::process::Child,
+    dir: PathBuf,
     mqtt: SocketAddr,
     http: SocketAddr,
 }
@@ -301,12 +303,13 @@ impl Drop for Child {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 fn start_server(opts: &MqttBenchOptions, fsync: &str, cpus: &[usize]) -> anyhow::Result<Child> {
     use std::os::unix::process::CommandExt;
-    let dir = super::fresh_dir(&opts.dir, &format!("fleetwatch-bench-mqtt-{fsync}"))?;
+    let dir = super::fresh_dir(&opts.dir, &format!("mqtt-{fsync}"))?;
     let config = dir.join("fleetwatch.toml");
     std::fs::write(
         &config,
@@ -352,6 +355,7 @@ fn start_server(opts: &MqttBenchOptions, fsync: &str, cpus: &[usize]) -> anyhow:
         .with_context(|| format!("starting {}", opts.server_bin.display()))?;
     let mut child = Child {
         child,
+        dir: dir.clone(),
         mqtt: SocketAddr::from(([127, 0, 0, 1], 0)),
         http: SocketAddr::from(([127, 0, 0, 1], 0)),
     };
