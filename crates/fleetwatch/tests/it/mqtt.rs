@@ -119,6 +119,17 @@ fn paho_publishes_qos_0_1_2_over_3_1_1_and_5_into_the_mapped_topic_with_key_and_
         assert_eq!(out[k], true, "{k}: {out}");
     }
     assert_eq!(out["unmapped_rc"], 0x90, "{out}");
+    let metrics = http("GET", &s.url("/metrics"), "", String::new());
+    for line in [
+        "fleetwatch_mqtt_messages_in_total{qos=\"0\"} 2",
+        "fleetwatch_mqtt_messages_in_total{qos=\"1\"} 3",
+        "fleetwatch_mqtt_messages_in_total{qos=\"2\"} 2",
+        "fleetwatch_mqtt_ack_latency_seconds_count 5",
+        "fleetwatch_mqtt_rejected_total{reason=\"unmapped\"} 1",
+        "fleetwatch_connections_accepted_total{server=\"mqtt\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
     s.stop();
     let recs = records(&dir.path().join("data"), "telemetry.raw");
     assert_eq!(recs.len(), 7, "{recs:#?}");
@@ -854,4 +865,82 @@ fn a_qos1_publisher_cut_mid_stream_resends_and_nothing_acknowledged_is_missing()
     for a in &acked {
         assert!(stored.contains(a), "PUBACKed {a} is missing");
     }
+}
+
+#[test]
+fn mqtt5_topic_aliases_resolve_and_an_unknown_alias_is_refused() {
+    use bytes::BytesMut;
+    use fleetwatch_ingest::packet::{Codec, Connect, Packet, Publish, QoS, Version};
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), "");
+    let mut sock = std::net::TcpStream::connect(s.addr("mqtt")).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut codec = Codec::client(Version::V5, u32::MAX);
+    let mut out = BytesMut::new();
+    let publish = |topic: &str, alias: u16, id: u16| {
+        Packet::Publish(Box::new(Publish {
+            topic: topic.into(),
+            payload: format!("p{id}").into(),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            dup: false,
+            packet_id: std::num::NonZeroU16::new(id),
+            topic_alias: std::num::NonZeroU16::new(alias),
+            user_properties: Vec::new(),
+            content_type: None,
+        }))
+    };
+    for p in [
+        Packet::Connect(Box::new(Connect::new(Version::V5, "aliased"))),
+        publish("fleet/A1/telemetry", 1, 1),
+        publish("", 1, 2),
+        publish("", 7, 3),
+    ] {
+        codec.encode(p, &mut out).unwrap();
+    }
+    sock.write_all(&out).unwrap();
+    let mut inbuf = BytesMut::new();
+    let mut got = Vec::new();
+    loop {
+        match codec.decode(&mut inbuf).unwrap() {
+            Some(p) => got.push(p),
+            None => {
+                let mut chunk = [0u8; 1024];
+                match sock.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => inbuf.extend_from_slice(&chunk[..k]),
+                }
+            }
+        }
+    }
+    let id = |n| std::num::NonZeroU16::new(n).unwrap();
+    assert!(
+        matches!(got[0], Packet::ConnAck(ref a) if a.topic_alias_max == 64),
+        "{got:?}"
+    );
+    assert_eq!(
+        got[1..],
+        [
+            Packet::PubAck(id(1), 0),
+            Packet::PubAck(id(2), 0),
+            Packet::Disconnect(0x94, None)
+        ],
+        "alias 7 was never set: DISCONNECT topic alias invalid"
+    );
+    s.stop();
+    let recs: Vec<(String, String)> = records(&dir.path().join("data"), "telemetry.raw")
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().into(),
+                r["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recs,
+        vec![("A1".into(), "p1".into()), ("A1".into(), "p2".into())]
+    );
 }
