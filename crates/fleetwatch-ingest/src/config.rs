@@ -16,6 +16,10 @@ pub struct PublishRule {
     /// (`"{vin}"`); absent: no key (round-robin partitions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// Partitions of the log topic when serve creates it (it does at start-up if it is
+    /// missing); absent: 1. An existing topic is left as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<i32>,
 }
 
 /// `[[mqtt.subscribe_map]]`: MQTT topics devices subscribe to ← records of a log topic.
@@ -61,6 +65,152 @@ pub struct TlsConfig {
     pub key_file: String,
 }
 
+/// `[mqtt.bridge.tls]`: TLS to the upstream broker (used for `mqtts://` URLs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct BridgeTlsConfig {
+    /// PEM file of the certificate authorities to trust; empty: the system's
+    /// (`/etc/ssl/certs/ca-certificates.crt`).
+    pub ca_file: String,
+    /// Client certificate chain (PEM) for brokers that require one; empty: none.
+    pub cert_file: String,
+    /// The client certificate's private key (PEM).
+    pub key_file: String,
+    /// The name the broker's certificate must carry; empty: the URL's host.
+    pub server_name: String,
+}
+
+/// `[[mqtt.bridge]]`: subscribe to an existing MQTT broker and append what it delivers,
+/// mapped by `[[mqtt.publish_map]]` like a publish to the proxy. Upstream messages are
+/// acknowledged (PUBACK) only once their append is durable, so the broker keeps (and
+/// redelivers) whatever fleetwatch has not stored — across its restarts too, since the
+/// session is persistent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// Names the bridge in logs, metrics (`bridge` label) and the `mqtt.bridge` header.
+    pub name: String,
+    /// The broker: `mqtt://host:port` (default port 1883) or `mqtts://host:port` (8883).
+    pub url: String,
+    /// The client id at the broker; it names the persistent session, so keep it stable.
+    /// Empty: `fleetwatch-bridge-<name>`.
+    pub client_id: String,
+    /// Topic filters to subscribe to (`+` and `#` allowed).
+    pub filters: Vec<String>,
+    /// The subscription QoS: 1 (at least once, the default) or 0 (best effort).
+    pub qos: u8,
+    /// `"5"` (the default) or `"3.1.1"`.
+    pub protocol: String,
+    /// Username at the broker; empty: none.
+    pub username: String,
+    /// Password at the broker (prefer `password_env`).
+    pub password: String,
+    /// Name of an environment variable holding the password.
+    pub password_env: String,
+    /// Keep-alive asked of the broker, seconds.
+    pub keep_alive_s: u16,
+    /// MQTT 5 session expiry asked of the broker, seconds: how long it keeps the session
+    /// (and queues messages) while fleetwatch is away.
+    pub session_expiry_s: u32,
+    /// Messages the broker may have unacknowledged at once (MQTT 5 Receive Maximum; reading
+    /// pauses at it in 3.1.1 too). Brokers cap it too (Mosquitto: `max_inflight_messages`).
+    pub max_inflight: u16,
+    /// First reconnect delay, milliseconds; it doubles up to `reconnect_max_ms`.
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay, milliseconds.
+    pub reconnect_max_ms: u64,
+    /// TLS settings for `mqtts://`.
+    pub tls: BridgeTlsConfig,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            name: String::new(),
+            url: String::new(),
+            client_id: String::new(),
+            filters: Vec::new(),
+            qos: 1,
+            protocol: "5".into(),
+            username: String::new(),
+            password: String::new(),
+            password_env: String::new(),
+            keep_alive_s: 30,
+            session_expiry_s: 7 * 24 * 3600,
+            max_inflight: 1024,
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 30_000,
+            tls: BridgeTlsConfig::default(),
+        }
+    }
+}
+
+impl BridgeConfig {
+    /// The client id used at the broker.
+    pub fn effective_client_id(&self) -> String {
+        if self.client_id.is_empty() {
+            format!("fleetwatch-bridge-{}", self.name)
+        } else {
+            self.client_id.clone()
+        }
+    }
+
+    /// Checks one bridge; errors name `mqtt.bridge[i].<key>`.
+    pub fn validate(&self, i: usize) -> Result<(), String> {
+        let key = |k: &str| format!("mqtt.bridge[{i}].{k}");
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "{}: {:?} must be a non-empty name of letters, digits, - and _",
+                key("name"),
+                self.name
+            ));
+        }
+        crate::client::BrokerUrl::parse(&self.url).map_err(|e| format!("{}: {e}", key("url")))?;
+        if self.filters.is_empty() {
+            return Err(format!(
+                "{}: at least one topic filter is needed",
+                key("filters")
+            ));
+        }
+        for f in &self.filters {
+            crate::topic::check_topic_filter(f)
+                .map_err(|e| format!("{}: {f:?}: {e}", key("filters")))?;
+        }
+        if self.qos > 1 {
+            return Err(format!("{}: {} (use 0 or 1)", key("qos"), self.qos));
+        }
+        if !matches!(self.protocol.as_str(), "5" | "3.1.1") {
+            return Err(format!(
+                "{}: {:?} (use \"5\" or \"3.1.1\")",
+                key("protocol"),
+                self.protocol
+            ));
+        }
+        if self.max_inflight == 0 {
+            return Err(format!("{} must be at least 1", key("max_inflight")));
+        }
+        if self.reconnect_min_ms == 0 || self.reconnect_max_ms < self.reconnect_min_ms {
+            return Err(format!(
+                "{} must be at least 1 and {} at least as large",
+                key("reconnect_min_ms"),
+                key("reconnect_max_ms")
+            ));
+        }
+        if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
+            return Err(format!(
+                "{}: set both cert_file and key_file, or neither",
+                key("tls")
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `[mqtt]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -97,6 +247,29 @@ pub struct MqttConfig {
     pub unmapped: String,
     /// What devices may subscribe to.
     pub subscribe_map: Vec<SubscribeRule>,
+    /// `POST /ingest/{mqtt/topic}` on the `http` listener: one JSON event or NDJSON lines,
+    /// mapped by `publish_map` like a publish (for devices that cannot speak MQTT).
+    pub http_ingest: bool,
+    /// Brokers to subscribe to (the MQTT bridge).
+    pub bridge: Vec<BridgeConfig>,
+}
+
+/// The default `publish_map`: the topics the simulator (`fleetwatch sim`) publishes, keyed by
+/// the car's VIN, four partitions each.
+pub fn default_publish_map() -> Vec<PublishRule> {
+    [
+        ("fleet/{vin}/telemetry", "telemetry.raw"),
+        ("fleet/{vin}/payments", "payments.raw"),
+        ("fleet/{vin}/labels", "labels"),
+    ]
+    .into_iter()
+    .map(|(pattern, topic)| PublishRule {
+        pattern: pattern.into(),
+        topic: topic.into(),
+        key: Some("{vin}".into()),
+        partitions: Some(4),
+    })
+    .collect()
 }
 
 impl Default for MqttConfig {
@@ -112,9 +285,11 @@ impl Default for MqttConfig {
             max_session_expiry_s: 7 * 24 * 3600,
             password_file: String::new(),
             acl: Vec::new(),
-            publish_map: Vec::new(),
+            publish_map: default_publish_map(),
             unmapped: "mqtt.unmapped".into(),
             subscribe_map: Vec::new(),
+            http_ingest: true,
+            bridge: Vec::new(),
         }
     }
 }
@@ -162,6 +337,25 @@ impl MqttConfig {
             return Err("mqtt.unmapped must be \"reject\" or a topic name".into());
         }
         crate::auth::Acl::new(&self.acl)?;
+        let mut names = std::collections::HashSet::new();
+        for (i, r) in self.publish_map.iter().enumerate() {
+            if let Some(n) = r.partitions
+                && !(1..=10_000).contains(&n)
+            {
+                return Err(format!(
+                    "mqtt.publish_map[{i}].partitions: {n} (use 1 to 10000)"
+                ));
+            }
+        }
+        for (i, b) in self.bridge.iter().enumerate() {
+            b.validate(i)?;
+            if !names.insert(b.name.as_str()) {
+                return Err(format!(
+                    "mqtt.bridge[{i}].name: {:?} is used by an earlier bridge",
+                    b.name
+                ));
+            }
+        }
         crate::mapping::Mapping::new(self).map(|_| ())
     }
 }

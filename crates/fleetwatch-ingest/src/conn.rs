@@ -698,7 +698,7 @@ impl Conn<'_> {
 /// The record a publish becomes: payload as value, the mapped key, and the MQTT facts as
 /// headers (`mqtt.topic`, `mqtt.qos`, `mqtt.client_id`, `mqtt.packet_id`, `mqtt.retain`,
 /// then MQTT 5 user properties under their own names).
-fn record_of(p: &Publish, key: Option<Bytes>, client_id: &str) -> Record {
+pub(crate) fn record_of(p: &Publish, key: Option<Bytes>, client_id: &str) -> Record {
     let mut headers = Vec::with_capacity(4 + p.user_properties.len());
     let h = |k: &str, v: Bytes| Header {
         key: k.to_string(),

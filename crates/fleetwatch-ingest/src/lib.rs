@@ -11,15 +11,21 @@
 //!   groups, retained messages);
 //! - [`mapping`]: MQTT topics ↔ log topics and record keys (`[[mqtt.publish_map]]`,
 //!   `[[mqtt.subscribe_map]]`);
+//! - [`bridge`]: subscribes to an existing broker and appends what it delivers (acknowledged
+//!   upstream once durable), over the small MQTT [`client`];
+//! - [`http`]: `POST /ingest/{mqtt/topic}` for devices without MQTT, mapped the same way;
 //! - [`auth`], [`topic`]: logins, ACLs, topic names and filters;
 //! - [`server`]: the listeners (plain and TLS) as `serve` components;
 //! - [`metrics`], [`config`] (`[mqtt]`).
 
 pub mod appender;
 pub mod auth;
+pub mod bridge;
+pub mod client;
 pub mod config;
 pub mod conn;
 pub mod deliver;
+pub mod http;
 pub mod mapping;
 pub mod metrics;
 pub mod packet;

@@ -407,6 +407,7 @@ mod tests {
                     pattern: p.to_string(),
                     topic: t.to_string(),
                     key: k.map(str::to_string),
+                    partitions: None,
                 })
                 .collect(),
             unmapped: unmapped.into(),

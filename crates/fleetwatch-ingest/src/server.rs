@@ -90,7 +90,14 @@ impl Shared {
         };
         let acl = Acl::new(&config.acl)?;
         for t in mapping.topics() {
-            log.ensure_topic(t, TopicConfig::default())
+            let partitions = config
+                .publish_map
+                .iter()
+                .filter(|r| r.topic == t)
+                .filter_map(|r| r.partitions)
+                .max()
+                .unwrap_or(1);
+            log.ensure_topic(t, TopicConfig::with_partitions(partitions))
                 .await
                 .map_err(|e| format!("creating the mapped topic {t:?}: {e}"))?;
         }

@@ -82,14 +82,26 @@ fn mosquitto_bin() -> Option<PathBuf> {
 /// A broker of its own for this caller (never the machine's), e.g. for a test that stops or
 /// floods it; started like step 3 of the module doc, stopped when the test process exits.
 pub fn private() -> Mqtt {
+    private_with("")
+}
+
+/// Like [`private`], with more of Mosquitto's configuration after the anonymous plain
+/// listener that [`Mqtt::addr`] names (`per_listener_settings` is on, so `extra` can add
+/// e.g. a TLS listener with its own `password_file`). Run as root it stays root (`user
+/// root`), so it can read files in the caller's private temp directories.
+pub fn private_with(extra: &str) -> Mqtt {
     Mqtt {
-        addr: start_own(),
+        addr: start_own_with(extra),
         own: true,
         prefix: format!("fwtest/{}/", crate::unique_suffix()),
     }
 }
 
 fn start_own() -> SocketAddr {
+    start_own_with("")
+}
+
+fn start_own_with(extra: &str) -> SocketAddr {
     let Some(bin) = mosquitto_bin() else {
         panic!(
             "no MQTT broker: nothing answers on 127.0.0.1:1883 and no `mosquitto` binary is \
@@ -102,7 +114,7 @@ fn start_own() -> SocketAddr {
     std::fs::write(
         &conf,
         format!(
-            "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+            "per_listener_settings true\npersistence false\nuser root\nlistener {} 127.0.0.1\nallow_anonymous true\n{extra}\n",
             addr.port()
         ),
     )

@@ -5,7 +5,9 @@
 //! Components: `http` (REST Proxy API, `/health`, `/metrics`), `schema_registry`, `mqtt`
 //! and `mqtt_tls` (the MQTT proxy, when `[mqtt] enabled`; TLS when certificates are set),
 //! and the tasks `log_maintenance` (embedded log), `schema_registry_tailer`,
-//! `mqtt_retained[<topic>]`, `consumer_expiry`, `lag_refresh`, `signals`.
+//! `mqtt_retained[<topic>]`, `mqtt_bridge[<name>]` (one per `[[mqtt.bridge]]`),
+//! `consumer_expiry`, `lag_refresh`, `signals`. HTTP ingest (`POST /ingest/…`, when
+//! `mqtt.http_ingest`) is a route of `http`.
 
 use crate::backend;
 use crate::config::Config;
@@ -193,13 +195,42 @@ async fn run_opened(
             Ok::<(), BoxError>(())
         })));
     }
+    // The MQTT proxy's shared state (mapping, group-commit appender) also serves HTTP ingest
+    // and the bridges, so it exists whenever one of the three does.
+    let ingest = if config.mqtt.enabled || config.mqtt.http_ingest || !config.mqtt.bridge.is_empty()
+    {
+        Some(
+            fleetwatch_ingest::Shared::new(config.mqtt.clone(), log.clone(), &metrics)
+                .await
+                .map_err(anyhow::Error::msg)
+                .context("starting the MQTT proxy")?,
+        )
+    } else {
+        None
+    };
+    if let Some(shared) = &ingest
+        && !config.mqtt.bridge.is_empty()
+    {
+        let bm = fleetwatch_ingest::bridge::BridgeMetricsVec::new(&metrics)?;
+        for b in &config.mqtt.bridge {
+            let bridge = fleetwatch_ingest::bridge::Bridge::new(b.clone(), shared.clone(), &bm)
+                .map_err(anyhow::Error::msg)?;
+            components.push(Box::new(Task::new(bridge.task_name(), move |c| {
+                bridge.run(c)
+            })));
+        }
+    }
     let ops = Arc::new(Ops {
         log: log.clone(),
         metrics: metrics.clone(),
     });
     let http_limits = config.limits("http");
+    let mut api = fleetwatch_rest::router(rest).merge(ops::router(ops));
+    if let Some(shared) = ingest.as_ref().filter(|_| config.mqtt.http_ingest) {
+        api = api.merge(fleetwatch_ingest::http::router(shared.clone()));
+    }
     let http_router = layers(
-        fleetwatch_rest::router(rest).merge(ops::router(ops)),
+        api,
         &http_metrics,
         LayerOptions {
             server: "http",
@@ -236,11 +267,7 @@ async fn run_opened(
         sr_router,
     )?));
 
-    if let Some((plain, tls)) = mqtt_listeners {
-        let shared = fleetwatch_ingest::Shared::new(config.mqtt.clone(), log.clone(), &metrics)
-            .await
-            .map_err(anyhow::Error::msg)
-            .context("starting the MQTT proxy")?;
+    if let (Some((plain, tls)), Some(shared)) = (mqtt_listeners, ingest) {
         for t in shared.retained_tasks() {
             components.push(Box::new(t));
         }

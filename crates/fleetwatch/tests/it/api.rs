@@ -96,3 +96,31 @@ pub async fn read_topic(
     }
     all
 }
+
+/// Blocking HTTP through reqwest on a throwaway runtime (these tests are synchronous).
+pub fn http(method: &str, url: &str, content_type: &str, body: String) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let req = match method {
+            "GET" => c.get(url),
+            _ => c.post(url).header("content-type", content_type).body(body),
+        };
+        req.send().await.unwrap().text().await.unwrap()
+    })
+}
+
+/// The value of one sample on `/metrics` (`name{labels}` exactly as exposed), if present.
+pub fn metric(s: &Server, sample: &str) -> Option<f64> {
+    let text = http("GET", &s.url("/metrics"), "", String::new());
+    text.lines().find_map(|l| {
+        l.strip_prefix(sample)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}

@@ -6,6 +6,7 @@
 mod api;
 mod cli;
 mod hardening;
+mod ingest;
 #[cfg(feature = "kafka")]
 mod kafka_backend;
 mod kill_loop;

@@ -1,7 +1,7 @@
 //! The MQTT proxy with real clients: Python paho-mqtt 2.x (3.1.1 and 5) and Debian's
 //! mosquitto_pub / mosquitto_sub, against `fleetwatch serve`.
 
-use crate::api::{py, read_topic};
+use crate::api::{http, py, read_topic};
 use fleetwatch_testkit::server::{Server, run_cli};
 use serde_json::Value;
 use std::path::Path;
@@ -37,22 +37,6 @@ fn records(data: &Path, topic: &str) -> Vec<Value> {
     out.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-/// Blocking HTTP through reqwest on a throwaway runtime (these tests are synchronous).
-fn http(method: &str, url: &str, content_type: &str, body: String) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c = reqwest::Client::new();
-        let req = match method {
-            "GET" => c.get(url),
-            _ => c.post(url).header("content-type", content_type).body(body),
-        };
-        req.send().await.unwrap().text().await.unwrap()
-    })
 }
 
 fn header<'a>(r: &'a Value, k: &str) -> Option<&'a str> {

@@ -13,11 +13,11 @@ async fn produce_and_consume_through_rest_proxy_v2() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"), &[]);
     let c = reqwest::Client::new();
-    create_topic(&c, &s, "telemetry.raw", 3).await;
+    create_topic(&c, &s, "rest.telemetry", 3).await;
 
     // JSON format: keyed records land on murmur2(serialized key) partitions.
     let r = c
-        .post(s.url("/topics/telemetry.raw"))
+        .post(s.url("/topics/rest.telemetry"))
         .header("Content-Type", JSON_V2)
         .body(r#"{"records":[{"key":"car-1","value":{"speed":88.5}},{"key":"car-1","value":{"speed":90}},{"value":[1,2,3]}]}"#)
         .send()
@@ -39,7 +39,7 @@ async fn produce_and_consume_through_rest_proxy_v2() {
 
     // Binary format, explicit partition.
     let r = c
-        .post(s.url("/topics/telemetry.raw/partitions/2"))
+        .post(s.url("/topics/rest.telemetry/partitions/2"))
         .header("Content-Type", BINARY_V2)
         .json(&json!({"records": [{"key": "a2V5", "value": "AAEC/w=="}]}))
         .send()
@@ -69,7 +69,7 @@ async fn produce_and_consume_through_rest_proxy_v2() {
     let inst = s.url("/consumers/dash/instances/c1");
     let r = c
         .post(format!("{inst}/subscription"))
-        .json(&json!({"topics": ["telemetry.raw"]}))
+        .json(&json!({"topics": ["rest.telemetry"]}))
         .send()
         .await
         .unwrap();
@@ -119,7 +119,7 @@ async fn produce_and_consume_through_rest_proxy_v2() {
     // Seek back to the beginning of partition p: its records come again.
     let r = c
         .post(format!("{inst}/positions/beginning"))
-        .json(&json!({"partitions": [{"topic": "telemetry.raw", "partition": p}]}))
+        .json(&json!({"partitions": [{"topic": "rest.telemetry", "partition": p}]}))
         .send()
         .await
         .unwrap();
@@ -132,7 +132,7 @@ async fn produce_and_consume_through_rest_proxy_v2() {
     assert_eq!(again[0]["offset"], 0);
     let r = c
         .post(format!("{inst}/positions"))
-        .json(&json!({"offsets": [{"topic": "telemetry.raw", "partition": p, "offset": 1}]}))
+        .json(&json!({"offsets": [{"topic": "rest.telemetry", "partition": p, "offset": 1}]}))
         .send()
         .await
         .unwrap();
@@ -162,7 +162,7 @@ async fn produce_and_consume_through_rest_proxy_v2() {
         "{g}"
     );
     let r = c
-        .get(s.url("/topics/telemetry.raw/partitions/2/offsets"))
+        .get(s.url("/topics/rest.telemetry/partitions/2/offsets"))
         .send()
         .await
         .unwrap();
