@@ -7,7 +7,7 @@
 //! flight. [`MqttClient::next`] is cancellation-safe, so it can sit in a `select!` beside
 //! other work.
 
-use crate::packet::{Codec, ConnAck, Connect, Packet, PacketError, Version, reason};
+use crate::packet::{Codec, ConnAck, Connect, Packet, PacketError, QoS, Version, reason};
 use bytes::BytesMut;
 use std::num::NonZeroU16;
 use std::path::Path;
@@ -340,6 +340,122 @@ impl MqttClient {
             let _ = self.flush().await;
         }
         let _ = self.io.shutdown().await;
+    }
+}
+
+/// Publishes over one connection keeping up to `window` QoS 1 messages unacknowledged
+/// (QoS 0: no acknowledgements, only TCP back-pressure). A publish the broker refuses (an MQTT
+/// 5 PUBACK reason code ≥ 0x80) is an error naming the code.
+pub struct Publisher {
+    client: MqttClient,
+    window: usize,
+    inflight: usize,
+    qos: QoS,
+    acked: u64,
+}
+
+impl Publisher {
+    /// Publishes at `qos` (0 or 1) over `client`.
+    pub fn new(client: MqttClient, qos: QoS, window: usize) -> Publisher {
+        Publisher {
+            client,
+            window: window.max(1),
+            inflight: 0,
+            qos,
+            acked: 0,
+        }
+    }
+
+    /// Queues one publish; waits for acknowledgements while the window is full. Writes are
+    /// batched: bytes go out when 64 KiB are queued, the window is full, or on
+    /// [`flush`](Self::flush).
+    pub async fn publish(&mut self, topic: &str, payload: bytes::Bytes) -> Result<(), ClientError> {
+        if self.qos != QoS::AtMostOnce {
+            while self.inflight >= self.window {
+                self.client.flush().await?;
+                let p = self.client.next().await?;
+                self.handle(p)?;
+            }
+        }
+        let packet_id = (self.qos != QoS::AtMostOnce).then(|| self.client.packet_id());
+        self.client
+            .send(Packet::Publish(Box::new(crate::packet::Publish {
+                topic: topic.into(),
+                payload,
+                qos: self.qos,
+                retain: false,
+                dup: false,
+                packet_id,
+                topic_alias: None,
+                user_properties: Vec::new(),
+                content_type: None,
+            })))?;
+        if packet_id.is_some() {
+            self.inflight += 1;
+        }
+        if self.client.pending_bytes() >= 64 * 1024 {
+            self.client.flush().await?;
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, p: Packet) -> Result<(), ClientError> {
+        match p {
+            Packet::PubAck(_, code) if code >= 0x80 => Err(ClientError::Refused {
+                addr: self.client.addr.clone(),
+                why: format!(
+                    "a publish was refused with reason code 0x{code:02X}{}",
+                    if code == reason::TOPIC_NAME_INVALID {
+                        " (topic name invalid: is the topic in the server's mqtt.publish_map?)"
+                    } else if code == reason::NOT_AUTHORIZED {
+                        " (not authorized)"
+                    } else {
+                        ""
+                    }
+                ),
+            }),
+            Packet::PubAck(..) => {
+                self.inflight = self.inflight.saturating_sub(1);
+                self.acked += 1;
+                Ok(())
+            }
+            Packet::Disconnect(code, _) => Err(ClientError::Closed {
+                addr: self.client.addr.clone(),
+                why: format!("the broker sent DISCONNECT (reason code 0x{code:02X})"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes everything queued, without waiting for acknowledgements.
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
+        self.client.flush().await?;
+        while let Some(p) = self.client.try_next()? {
+            self.handle(p)?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything and waits until every QoS 1 publish is acknowledged.
+    pub async fn finish(&mut self) -> Result<(), ClientError> {
+        self.client.flush().await?;
+        while self.inflight > 0 {
+            let p = self.client.next().await?;
+            self.handle(p)?;
+        }
+        Ok(())
+    }
+
+    /// Publishes acknowledged so far.
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// Waits for every acknowledgement, then disconnects.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        self.finish().await?;
+        self.client.disconnect().await;
+        Ok(())
     }
 }
 
