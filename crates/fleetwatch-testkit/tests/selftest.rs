@@ -81,9 +81,10 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -n "$ready" ] || { cat; echo "no serve" >&2; exit 3; }
+# The trap first: a TERM right after the ready file must still end with status 0.
+trap 'exit 0' TERM
 printf '{"http":"127.0.0.1:1111","mqtt":"127.0.0.1:3333","schema_registry":"127.0.0.1:2222"}' > "$ready.tmp"
 mv "$ready.tmp" "$ready"
-trap 'exit 0' TERM
 while :; do sleep 0.1; done
 "#,
     )
