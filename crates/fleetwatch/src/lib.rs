@@ -13,4 +13,4 @@ pub mod metrics;
 pub mod ops;
 pub mod remote;
 pub mod serve;
-pub mod sim_targets;
+pub mod sim;

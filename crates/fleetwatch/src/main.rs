@@ -45,6 +45,9 @@ enum Command {
         #[command(subcommand)]
         cmd: cmd::mqtt::Cmd,
     },
+    /// Simulate a fleet: telemetry and payments with labelled anomalies, sent over MQTT,
+    /// HTTP, into the log or to a file.
+    Sim(Box<cmd::sim::SimArgs>),
     /// Benchmarks (JSON on stdout, a table on stderr).
     Bench {
         #[command(subcommand)]
@@ -85,6 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(a) => cmd::consume::run(g, a),
         Command::Config { cmd } => cmd::config::run(cmd),
         Command::Mqtt { cmd } => cmd::mqtt::run(cmd),
+        Command::Sim(a) => cmd::sim::run(g, *a),
         Command::Bench { cmd } => cmd::bench::run(cmd),
     }
 }

@@ -7,6 +7,7 @@ pub mod consume;
 pub mod mqtt;
 pub mod produce;
 pub mod serve;
+pub mod sim;
 pub mod topics;
 
 use anyhow::Context;

@@ -13,3 +13,4 @@ mod kill_loop;
 mod mqtt;
 mod rest;
 mod schema_registry;
+mod sim;
