@@ -9,7 +9,8 @@
 //! - [`produce`]: REST Proxy produce requests of 100,000 records: rate, CPU and peak memory
 //!   per record;
 //! - [`mqtt`]: MQTT QoS 1 / QoS 0 publishes from many connections, fleetwatch's proxy against
-//!   the local Mosquitto: rate, publish→ack latency, server CPU per million.
+//!   the local Mosquitto: rate, publish→ack latency, server CPU per million;
+//! - [`sim`]: the simulator's generator alone on one core, and its `log` target.
 //!
 //! This module holds what they share: pinning to a CPU, CPU seconds, resident memory from
 //! `/proc/self/status`, timed phases and their rates, sizes like `512MiB`, and printing.
@@ -21,6 +22,7 @@ pub mod mqtt;
 pub mod produce;
 pub mod recovery;
 pub mod schema;
+pub mod sim;
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};

@@ -18,6 +18,28 @@ pub enum Cmd {
     /// MQTT publishes from many loopback connections: fleetwatch's proxy (durable acks,
     /// `interval` and `always` fsync) against the local Mosquitto, QoS 1 and 0.
     Mqtt(BenchMqttArgs),
+    /// The simulator: its generator alone on one pinned core (target ≥ 1,000,000 events/s),
+    /// for the fleetwatch record and cardata-v1, then its `log` target.
+    Sim(BenchSimArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchSimArgs {
+    /// A short run for smoke tests.
+    #[arg(long, env = "FLEETWATCH_BENCH_QUICK")]
+    pub quick: bool,
+    /// Cars.
+    #[arg(long, default_value_t = 1000)]
+    pub cars: u32,
+    /// Ticks per phase (default 3600, 60 with --quick).
+    #[arg(long)]
+    pub ticks: Option<u64>,
+    /// CPU to pin to (default: the last one; -1: none).
+    #[arg(long)]
+    pub cpu: Option<i64>,
+    /// A directory for the log phase (a subdirectory is created and removed); `none` skips it.
+    #[arg(long, default_value = "/var/tmp", env = "FLEETWATCH_BENCH_DIR")]
+    pub dir: String,
 }
 
 #[derive(Args, Debug)]
@@ -198,6 +220,23 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             };
             let report = crate::cmd::runtime(true)?.block_on(bench::produce::run(opts))?;
             bench::print(&report, bench::produce::table)
+        }
+        Cmd::Sim(a) => {
+            let cpu = a.cpu.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(0, |n| n.get() as i64 - 1)
+            });
+            let pinned = cpu >= 0 && bench::pin_to_cpu(cpu as usize);
+            let opts = bench::sim::SimBenchOptions {
+                cars: a.cars.max(1),
+                ticks: a.ticks.unwrap_or(if a.quick { 60 } else { 3600 }).max(1),
+                dir: (a.dir != "none").then(|| PathBuf::from(&a.dir)),
+                pinned,
+            };
+            let report = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(bench::sim::run(opts))?;
+            bench::print(&report, bench::sim::table)
         }
         Cmd::Mqtt(a) => {
             let mosquitto = match a.mosquitto.as_str() {
