@@ -1,0 +1,17 @@
+//! fleetwatch's streaming SQL, in the ksqlDB dialect.
+//!
+//! It owns: parsing ksqlDB statements ([`parser`]), ksqlDB's types over Arrow ([`types`]),
+//! the catalog of streams and tables, planning a `SELECT` with DataFusion into physical
+//! expressions evaluated on Arrow record batches, the UDF registry (ksqlDB's functions, PII
+//! functions from `fleetwatch-pii`), persistent queries (stored in a command topic,
+//! checkpointed, effectively once) and push queries, and the ksqlDB-compatible REST API.
+//!
+//! It must not know: how the log stores records (only the `Log` trait), how models are
+//! trained, or anything of the other network protocols.
+
+pub mod catalog;
+pub mod error;
+pub mod functions;
+pub mod parser;
+pub mod plan;
+pub mod types;
