@@ -45,6 +45,8 @@
 //! the schema registry (callers strip the Confluent wire header and look schemas up), SQL, or
 //! any runtime.
 
+mod avro_dec;
+mod avro_enc;
 mod builder;
 mod delimited;
 mod error;
@@ -56,6 +58,8 @@ mod text;
 mod view;
 
 pub use arrow_array::RecordBatch;
+pub use avro_dec::{AvroDecoder, arrow_schema_from_avro};
+pub use avro_enc::{AvroEncoder, avro_schema_for};
 pub use delimited::{DelimitedDecoder, DelimitedEncoder};
 pub use error::{FormatError, RowError};
 pub use json_dec::{JsonDecoder, JsonOptions};
