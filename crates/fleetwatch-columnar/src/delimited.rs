@@ -125,7 +125,7 @@ impl RowDecoder for DelimitedDecoder {
         for (col, &(s, e, quoted)) in self.cols.row.cols.iter_mut().zip(&self.spans) {
             let text = &b[s..e];
             let one = if text.is_empty() {
-                if quoted && matches!(col.kind, Kind::Str { .. }) {
+                if quoted && matches!(col.kind, Kind::Str { .. } | Kind::Bin { .. }) {
                     col.close_bytes()
                 } else {
                     col.push_null();

@@ -105,3 +105,6 @@ pub trait RowEncoder {
     ) -> Result<(), FormatError>;
 }
 
+
+#[cfg(test)]
+mod tests;
