@@ -141,7 +141,7 @@ fn encode_all(e: &mut dyn RowEncoder, batches: &[RecordBatch], buf: &mut Vec<u8>
     }
 }
 
-fn main() {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let quick = std::env::args().any(|a| a == "--quick");
     let min = Duration::from_millis(if quick { 200 } else { 2000 });
     let n = 65_536;
@@ -150,7 +150,7 @@ fn main() {
     let json_values: Vec<&[u8]> = json_rows.iter().map(|r| r.as_bytes()).collect();
     let json_bytes: usize = json_rows.iter().map(String::len).sum();
 
-    let mut dec = JsonDecoder::new(schema.clone(), JsonOptions::default()).unwrap();
+    let mut dec = JsonDecoder::new(schema.clone(), JsonOptions::default())?;
     let mut batches = Vec::new();
     let json_decode = run(min, n, json_bytes, || {
         decode_all(&mut dec, &json_values, &mut batches)
@@ -162,20 +162,25 @@ fn main() {
     for b in &batches {
         let mut ends = Vec::new();
         let mut o = Vec::new();
-        enc.encode(b, &mut o, &mut ends).unwrap();
+        enc.encode(b, &mut o, &mut ends)?;
         out_bytes += o.len();
     }
-    let json_encode = run(min, n, out_bytes, || encode_all(&mut enc, &batches, &mut buf));
+    let json_encode = run(min, n, out_bytes, || {
+        encode_all(&mut enc, &batches, &mut buf)
+    });
 
     // Avro: the same rows, written by the Avro encoder.
-    let writer = avro_schema_for(&schema, "KsqlDataSourceSchema", "io.confluent.ksql.avro_schemas")
-        .unwrap();
-    let writer = apache_avro::Schema::parse(&writer).unwrap();
-    let mut aenc = AvroEncoder::new(&schema).unwrap();
+    let writer = avro_schema_for(
+        &schema,
+        "KsqlDataSourceSchema",
+        "io.confluent.ksql.avro_schemas",
+    )?;
+    let writer = apache_avro::Schema::parse(&writer)?;
+    let mut aenc = AvroEncoder::new(&schema)?;
     let mut avro_buf = Vec::new();
     let mut avro_ends = Vec::new();
     for b in &batches {
-        aenc.encode(b, &mut avro_buf, &mut avro_ends).unwrap();
+        aenc.encode(b, &mut avro_buf, &mut avro_ends)?;
     }
     let mut avro_values = Vec::with_capacity(n);
     let mut s = 0;
@@ -184,12 +189,14 @@ fn main() {
         s = e;
     }
     let avro_bytes = avro_buf.len();
-    let mut adec = AvroDecoder::new(schema.clone(), &writer).unwrap();
+    let mut adec = AvroDecoder::new(schema.clone(), &writer)?;
     let mut abatches = Vec::new();
     let avro_decode = run(min, n, avro_bytes, || {
         decode_all(&mut adec, &avro_values, &mut abatches)
     });
-    let avro_encode = run(min, n, avro_bytes, || encode_all(&mut aenc, &batches, &mut buf));
+    let avro_encode = run(min, n, avro_bytes, || {
+        encode_all(&mut aenc, &batches, &mut buf)
+    });
 
     println!(
         r#"{{"bench":"columnar_codec","rows":{n},"batch_rows":{BATCH},"json_row_bytes":{:.0},"avro_row_bytes":{:.0},"json_decode":{},"json_encode":{},"avro_decode":{},"avro_encode":{}}}"#,
@@ -200,4 +207,5 @@ fn main() {
         avro_decode.json(),
         avro_encode.json(),
     );
+    Ok(())
 }

@@ -252,7 +252,11 @@ impl Col {
     pub(crate) fn finish(&mut self) -> ArrayRef {
         let bits = NullBuffer::new(self.valid.finish());
         let len = bits.len();
-        let nulls = if bits.null_count() > 0 { Some(bits) } else { None };
+        let nulls = if bits.null_count() > 0 {
+            Some(bits)
+        } else {
+            None
+        };
         match &mut self.kind {
             Kind::Bool(v) => {
                 let vals = v.finish();

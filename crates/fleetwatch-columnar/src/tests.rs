@@ -106,16 +106,25 @@ fn json_scalar_coercions() {
         [Some(true), Some(false), None, None]
     );
     assert_eq!(
-        c("I").as_primitive::<Int32Type>().iter().collect::<Vec<_>>(),
+        c("I")
+            .as_primitive::<Int32Type>()
+            .iter()
+            .collect::<Vec<_>>(),
         [Some(7), Some(42), None, None]
     );
     assert_eq!(i64s(&c("L")), [Some(i64::MIN), Some(12), None, None]);
     assert_eq!(
-        c("D").as_primitive::<Float64Type>().iter().collect::<Vec<_>>(),
+        c("D")
+            .as_primitive::<Float64Type>()
+            .iter()
+            .collect::<Vec<_>>(),
         [Some(1.5), Some(25.0), None, Some(3.0)]
     );
     assert_eq!(
-        c("DEC").as_primitive::<Decimal128Type>().iter().collect::<Vec<_>>(),
+        c("DEC")
+            .as_primitive::<Decimal128Type>()
+            .iter()
+            .collect::<Vec<_>>(),
         [Some(1230), Some(-5), None, None]
     );
     assert_eq!(
@@ -135,10 +144,18 @@ fn json_scalar_coercions() {
             .as_primitive::<TimestampMillisecondType>()
             .iter()
             .collect::<Vec<_>>(),
-        [Some(1000), Some(base + 123), Some(base - 3_600_000), Some(base)]
+        [
+            Some(1000),
+            Some(base + 123),
+            Some(base - 3_600_000),
+            Some(base)
+        ]
     );
     assert_eq!(
-        c("DT").as_primitive::<Date32Type>().iter().collect::<Vec<_>>(),
+        c("DT")
+            .as_primitive::<Date32Type>()
+            .iter()
+            .collect::<Vec<_>>(),
         [Some(3), Some(20_790), None, None]
     );
     assert_eq!(
@@ -198,7 +215,13 @@ fn json_field_matching() {
 #[test]
 fn json_nested() {
     let s = schema(vec![
-        f("LOC", st(vec![f("LAT", DataType::Float64), f("LON", DataType::Float64)])),
+        f(
+            "LOC",
+            st(vec![
+                f("LAT", DataType::Float64),
+                f("LON", DataType::Float64),
+            ]),
+        ),
         f("TAGS", list(DataType::Utf8)),
         f("M", map(list(DataType::Int32))),
     ]);
@@ -235,21 +258,42 @@ fn json_errors_name_the_column_and_what() {
         json_err(&s, r#"{"loc": {"lat": "fast"}}"#),
         r#"LOC->LAT: cannot convert "fast" to DOUBLE"#
     );
-    assert_eq!(json_err(&s, r#"{"rpm": 1.5}"#), "RPM: cannot convert 1.5 to INT");
-    assert_eq!(json_err(&s, r#"{"rpm": 1e3}"#), "RPM: cannot convert 1e3 to INT");
+    assert_eq!(
+        json_err(&s, r#"{"rpm": 1.5}"#),
+        "RPM: cannot convert 1.5 to INT"
+    );
+    assert_eq!(
+        json_err(&s, r#"{"rpm": 1e3}"#),
+        "RPM: cannot convert 1e3 to INT"
+    );
     assert_eq!(
         json_err(&s, r#"{"rpm": 2147483648}"#),
         "RPM: cannot convert 2147483648 to INT"
     );
-    assert_eq!(json_err(&s, r#"{"rpm": "x1"}"#), r#"RPM: cannot convert "x1" to INT"#);
-    assert_eq!(json_err(&s, r#"{"rpm": [1]}"#), "RPM: cannot convert an array to INT");
-    assert_eq!(json_err(&s, r#"{"dec": 123.4}"#), "DEC: cannot convert 123.4 to DECIMAL(4, 2)");
-    assert_eq!(json_err(&s, r#"{"dec": 1.234}"#), "DEC: cannot convert 1.234 to DECIMAL(4, 2)");
+    assert_eq!(
+        json_err(&s, r#"{"rpm": "x1"}"#),
+        r#"RPM: cannot convert "x1" to INT"#
+    );
+    assert_eq!(
+        json_err(&s, r#"{"rpm": [1]}"#),
+        "RPM: cannot convert an array to INT"
+    );
+    assert_eq!(
+        json_err(&s, r#"{"dec": 123.4}"#),
+        "DEC: cannot convert 123.4 to DECIMAL(4, 2)"
+    );
+    assert_eq!(
+        json_err(&s, r#"{"dec": 1.234}"#),
+        "DEC: cannot convert 1.234 to DECIMAL(4, 2)"
+    );
     assert_eq!(
         json_err(&s, r#"{"ts": "2026-13-01"}"#),
         r#"TS: cannot convert "2026-13-01" to TIMESTAMP"#
     );
-    assert_eq!(json_err(&s, r#"{"by": "!!"}"#), r#"BY: cannot convert "!!" to BYTES"#);
+    assert_eq!(
+        json_err(&s, r#"{"by": "!!"}"#),
+        r#"BY: cannot convert "!!" to BYTES"#
+    );
     assert_eq!(
         json_err(&s, r#"{"rpm": 1, "loc" 5}"#),
         "invalid JSON at byte 17: expected ':'"
@@ -258,16 +302,28 @@ fn json_errors_name_the_column_and_what() {
         json_err(&s, r#"{"rpm": 1 "x": 2}"#),
         "invalid JSON at byte 10: expected ',' or '}'"
     );
-    assert_eq!(json_err(&s, r#"[1]"#), "invalid JSON at byte 0: expected a JSON object");
-    assert_eq!(json_err(&s, r#"{"rpm": 1} x"#), "invalid JSON at byte 11: expected the end of the value");
+    assert_eq!(
+        json_err(&s, r#"[1]"#),
+        "invalid JSON at byte 0: expected a JSON object"
+    );
+    assert_eq!(
+        json_err(&s, r#"{"rpm": 1} x"#),
+        "invalid JSON at byte 11: expected the end of the value"
+    );
     assert_eq!(
         json_err(&s, r#"{"rpm": 1"#),
         "invalid JSON at byte 9: unexpected end, expected ',' or '}'"
     );
     let deep = format!(r#"{{"x": {}{}}}"#, "[".repeat(200), "]".repeat(200));
-    assert_eq!(json_err(&s, &deep), "invalid JSON at byte 134: nested deeper than 128 levels");
+    assert_eq!(
+        json_err(&s, &deep),
+        "invalid JSON at byte 134: nested deeper than 128 levels"
+    );
     let mut d = JsonDecoder::new(s, JsonOptions::default()).unwrap();
-    assert_eq!(d.append(b"{\"rpm\": \xff}").unwrap_err().to_string(), "invalid UTF-8 at byte 8");
+    assert_eq!(
+        d.append(b"{\"rpm\": \xff}").unwrap_err().to_string(),
+        "invalid UTF-8 at byte 8"
+    );
 }
 
 #[test]
@@ -275,7 +331,10 @@ fn json_rows_are_atomic() {
     let s = schema(vec![
         f("A", DataType::Utf8),
         f("L", list(DataType::Int64)),
-        f("ST", st(vec![f("X", DataType::Utf8), f("Y", DataType::Int32)])),
+        f(
+            "ST",
+            st(vec![f("X", DataType::Utf8), f("Y", DataType::Int32)]),
+        ),
         f("M", map(DataType::Utf8)),
     ]);
     let mut d = JsonDecoder::new(s.clone(), JsonOptions::default()).unwrap();
@@ -288,7 +347,8 @@ fn json_rows_are_atomic() {
         r#"ST->Y: cannot convert "no" to INT"#
     );
     assert_eq!(d.len(), 1);
-    d.append(br#"{"a": "two", "l": [5], "st": {"x": "r"}, "m": {}}"#).unwrap();
+    d.append(br#"{"a": "two", "l": [5], "st": {"x": "r"}, "m": {}}"#)
+        .unwrap();
     let b = d.finish();
     assert_eq!(d.len(), 0);
     assert_eq!(
@@ -319,15 +379,24 @@ fn json_unwrapped_single_value() {
     let rows = encode(&mut JsonEncoder::new(opts), &b);
     assert_eq!(rows, [b"42".to_vec(), b"null".to_vec(), b"7".to_vec()]);
     // Wrapped (the default), the same schema wants an object.
-    assert_eq!(json_err(&s, "42"), "invalid JSON at byte 0: expected a JSON object");
+    assert_eq!(
+        json_err(&s, "42"),
+        "invalid JSON at byte 0: expected a JSON object"
+    );
 }
 
 #[test]
 fn unsupported_types_name_the_column() {
     let s = schema(vec![f("OK", DataType::Int32), f("BAD", DataType::UInt16)]);
     let e = JsonDecoder::new(s, JsonOptions::default()).err().unwrap();
-    assert_eq!(e.to_string(), "column BAD: unsupported type UInt16 for JSON");
-    let s = schema(vec![f("LOC", st(vec![f("T", DataType::Timestamp(TimeUnit::Second, None))]))]);
+    assert_eq!(
+        e.to_string(),
+        "column BAD: unsupported type UInt16 for JSON"
+    );
+    let s = schema(vec![f(
+        "LOC",
+        st(vec![f("T", DataType::Timestamp(TimeUnit::Second, None))]),
+    )]);
     let e = JsonDecoder::new(s, JsonOptions::default()).err().unwrap();
     assert_eq!(
         e.to_string(),
@@ -335,13 +404,25 @@ fn unsupported_types_name_the_column() {
     );
     let s = schema(vec![f("L", list(DataType::Int32))]);
     let e = DelimitedDecoder::new(s.clone(), b',').err().unwrap();
-    assert!(e.to_string().starts_with("column L: unsupported type List"), "{e}");
+    assert!(
+        e.to_string().starts_with("column L: unsupported type List"),
+        "{e}"
+    );
     let e = KafkaDecoder::new(s).err().unwrap();
-    assert!(e.to_string().starts_with("column L: unsupported type"), "{e}");
-    let e = KafkaDecoder::new(schema(vec![f("A", DataType::Int32), f("B", DataType::Int32)]))
-        .err()
-        .unwrap();
-    assert_eq!(e.to_string(), "the KAFKA format has exactly one column, the schema has 2");
+    assert!(
+        e.to_string().starts_with("column L: unsupported type"),
+        "{e}"
+    );
+    let e = KafkaDecoder::new(schema(vec![
+        f("A", DataType::Int32),
+        f("B", DataType::Int32),
+    ]))
+    .err()
+    .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "the KAFKA format has exactly one column, the schema has 2"
+    );
 }
 
 // ---- JSON encoding ---------------------------------------------------------------------
@@ -372,13 +453,27 @@ fn json_encoder_formats() {
     );
     // NaN and infinities are null; wider SQL expression types are accepted.
     let b = RecordBatch::try_from_iter(vec![
-        ("N", Arc::new(arrow_array::Float64Array::from(vec![f64::NAN, f64::INFINITY])) as ArrayRef),
-        ("F", Arc::new(Float32Array::from(vec![0.5, 2.0])) as ArrayRef),
+        (
+            "N",
+            Arc::new(arrow_array::Float64Array::from(vec![
+                f64::NAN,
+                f64::INFINITY,
+            ])) as ArrayRef,
+        ),
+        (
+            "F",
+            Arc::new(Float32Array::from(vec![0.5, 2.0])) as ArrayRef,
+        ),
         ("I8", Arc::new(Int8Array::from(vec![-1, 2])) as ArrayRef),
-        ("U", Arc::new(UInt64Array::from(vec![u64::MAX, 0])) as ArrayRef),
+        (
+            "U",
+            Arc::new(UInt64Array::from(vec![u64::MAX, 0])) as ArrayRef,
+        ),
         (
             "TS",
-            Arc::new(arrow_array::TimestampMicrosecondArray::from(vec![1_500_999, -1])) as ArrayRef,
+            Arc::new(arrow_array::TimestampMicrosecondArray::from(vec![
+                1_500_999, -1,
+            ])) as ArrayRef,
         ),
         (
             "LS",
@@ -400,9 +495,16 @@ fn json_encoder_formats() {
     // A sliced batch writes only its rows.
     let b = json_rows(
         &schema(vec![f("L", list(DataType::Int32)), f("S", DataType::Utf8)]),
-        &[r#"{"l": [1], "s": "a"}"#, r#"{"l": [2, 3], "s": "b"}"#, r#"{"l": [4]}"#],
+        &[
+            r#"{"l": [1], "s": "a"}"#,
+            r#"{"l": [2, 3], "s": "b"}"#,
+            r#"{"l": [4]}"#,
+        ],
     );
-    assert_eq!(json_text(&b.slice(1, 2)), [r#"{"L":[2,3],"S":"b"}"#, r#"{"L":[4],"S":null}"#]);
+    assert_eq!(
+        json_text(&b.slice(1, 2)),
+        [r#"{"L":[2,3],"S":"b"}"#, r#"{"L":[4],"S":null}"#]
+    );
 }
 
 // ---- DELIMITED -------------------------------------------------------------------------
@@ -418,7 +520,8 @@ fn delimited_decoding() {
         f("DEC", DataType::Decimal128(5, 1)),
     ]);
     let mut d = DelimitedDecoder::new(s.clone(), b',').unwrap();
-    d.append(b"\"a,\"\"b\"\"\",1,2.5,TRUE,2026-12-03T10:15:30Z,1.5\r\n").unwrap();
+    d.append(b"\"a,\"\"b\"\"\",1,2.5,TRUE,2026-12-03T10:15:30Z,1.5\r\n")
+        .unwrap();
     d.append(b",,,,1000,").unwrap();
     d.append(b"\"\", 7 ,1e2,false,5,-3").unwrap();
     assert_eq!(
@@ -443,7 +546,10 @@ fn delimited_decoding() {
         [Some("a,\"b\""), None, Some("")]
     );
     assert_eq!(
-        b.column(1).as_primitive::<Int32Type>().iter().collect::<Vec<_>>(),
+        b.column(1)
+            .as_primitive::<Int32Type>()
+            .iter()
+            .collect::<Vec<_>>(),
         [Some(1), None, Some(7)]
     );
     assert_eq!(
@@ -481,11 +587,21 @@ fn kafka_format() {
     d.append_null();
     let b = d.finish();
     assert_eq!(
-        b.column(0).as_primitive::<Int32Type>().iter().collect::<Vec<_>>(),
+        b.column(0)
+            .as_primitive::<Int32Type>()
+            .iter()
+            .collect::<Vec<_>>(),
         [Some(-5), None]
     );
-    assert!(KafkaEncoder::new().encode(&b, &mut Vec::new(), &mut Vec::new()).is_err());
-    assert_eq!(encode(&mut KafkaEncoder::new(), &b.slice(0, 1)), [(-5i32).to_be_bytes().to_vec()]);
+    assert!(
+        KafkaEncoder::new()
+            .encode(&b, &mut Vec::new(), &mut Vec::new())
+            .is_err()
+    );
+    assert_eq!(
+        encode(&mut KafkaEncoder::new(), &b.slice(0, 1)),
+        [(-5i32).to_be_bytes().to_vec()]
+    );
     for (dt, value) in [
         (DataType::Int64, 1234567890123i64.to_be_bytes().to_vec()),
         (DataType::Float64, 2.5f64.to_be_bytes().to_vec()),
@@ -503,10 +619,32 @@ fn kafka_format() {
         "V: a KAFKA-format BIGINT is 8 bytes, the value has 9"
     );
     let mut d = KafkaDecoder::new(one(DataType::Utf8)).unwrap();
-    assert_eq!(d.append(b"a\xffb").unwrap_err().to_string(), "V: invalid UTF-8 at byte 1");
+    assert_eq!(
+        d.append(b"a\xffb").unwrap_err().to_string(),
+        "V: invalid UTF-8 at byte 1"
+    );
 }
 
 // ---- Avro ------------------------------------------------------------------------------
+
+fn avro_datum(
+    w: &apache_avro::Schema,
+    v: apache_avro::types::Value,
+) -> Result<Vec<u8>, apache_avro::Error> {
+    apache_avro::writer::datum::GenericDatumWriter::builder(w)
+        .build()?
+        .write_value_to_vec(v)
+}
+
+fn avro_read(w: &apache_avro::Schema, r: &mut &[u8]) {
+    apache_avro::reader::datum::GenericDatumReader::builder(w)
+        .build()
+        .unwrap()
+        .read_value(r)
+        .unwrap();
+}
+
+type Decoders = Vec<(Box<dyn RowDecoder>, Vec<Vec<u8>>)>;
 
 fn avro(s: &str) -> apache_avro::Schema {
     apache_avro::Schema::parse_str(s).unwrap()
@@ -539,7 +677,13 @@ fn car_schema() -> SchemaRef {
         f("DAY", DataType::Date32),
         f("PRICE", DataType::Decimal128(8, 2)),
         f("RAW", DataType::Binary),
-        f("LOC", st(vec![f("LAT", DataType::Float64), f("LON", DataType::Float64)])),
+        f(
+            "LOC",
+            st(vec![
+                f("LAT", DataType::Float64),
+                f("LON", DataType::Float64),
+            ]),
+        ),
         f("DTC", list(DataType::Utf8)),
         f("MISSING", DataType::Int32),
     ])
@@ -568,13 +712,19 @@ fn car_value(vin: &str, speed: Option<f32>) -> apache_avro::types::Value {
         ("gear".into(), V::Enum(3, "D".into())),
         ("ts".into(), V::TimestampMicros(1_700_000_000_123_999)),
         ("day".into(), V::Date(19_000)),
-        ("price".into(), V::Decimal(apache_avro::Decimal::from(vec![0xff, 0x85]))), // -123 → -12.3
+        (
+            "price".into(),
+            V::Decimal(apache_avro::Decimal::from(vec![0xff, 0x85])),
+        ), // -123 → -12.3
         ("raw".into(), V::Fixed(2, vec![9, 8])),
         (
             "loc".into(),
             V::Union(
                 1,
-                Box::new(V::Record(vec![("lat".into(), V::Double(48.1)), ("extra".into(), junk)])),
+                Box::new(V::Record(vec![
+                    ("lat".into(), V::Double(48.1)),
+                    ("extra".into(), junk),
+                ])),
             ),
         ),
         ("dtc".into(), V::Array(vec![V::String("P0300".into())])),
@@ -585,9 +735,9 @@ fn car_value(vin: &str, speed: Option<f32>) -> apache_avro::types::Value {
 fn avro_decodes_apache_avro_datums() {
     let w = avro(WRITER);
     let mut d = AvroDecoder::new(car_schema(), &w).unwrap();
-    d.append(&apache_avro::to_avro_datum(&w, car_value("WVW1", Some(88.5))).unwrap())
+    d.append(&avro_datum(&w, car_value("WVW1", Some(88.5))).unwrap())
         .unwrap();
-    d.append(&apache_avro::to_avro_datum(&w, car_value("WVW2", None)).unwrap())
+    d.append(&avro_datum(&w, car_value("WVW2", None)).unwrap())
         .unwrap();
     let b = d.finish();
     assert_eq!(
@@ -607,7 +757,10 @@ fn avro_negative_block_counts_and_errors() {
             {"name": "a", "type": {"type": "array", "items": "int"}},
             {"name": "m", "type": {"type": "map", "values": "string"}}]}"#,
     );
-    let s = schema(vec![f("A", list(DataType::Int32)), f("M", map(DataType::Utf8))]);
+    let s = schema(vec![
+        f("A", list(DataType::Int32)),
+        f("M", map(DataType::Utf8)),
+    ]);
     let mut d = AvroDecoder::new(s, &w).unwrap();
     // skip: one block of -2 items with its byte size (2), then 0; a: blocks 1 and -1; m: -1.
     let datum = [
@@ -630,22 +783,39 @@ fn avro_negative_block_counts_and_errors() {
     );
     // A length beyond the bytes left is refused before anything is allocated.
     assert_eq!(
-        d.append(&[0, 0xfe, 0xff, 0xff, 0xff, 0x0f]).unwrap_err().to_string(),
+        d.append(&[0, 0xfe, 0xff, 0xff, 0xff, 0x0f])
+            .unwrap_err()
+            .to_string(),
         "A: invalid Avro at byte 6: block of 2147483647 items larger than the 0 bytes left"
     );
 }
 
 #[test]
 fn avro_schema_errors() {
-    let w = avro(r#"{"type": "record", "name": "R", "fields": [{"name": "u", "type": ["int", "string"]}, {"name": "l", "type": "long"}]}"#);
-    let e = AvroDecoder::new(schema(vec![f("U", DataType::Utf8)]), &w).err().unwrap();
-    assert_eq!(e.to_string(), "column U: the writer's union int, string is not [\"null\", T]");
-    let e = AvroDecoder::new(schema(vec![f("L", DataType::Int32)]), &w).err().unwrap();
-    assert_eq!(e.to_string(), "column L: the writer's long cannot be read as INT");
+    let w = avro(
+        r#"{"type": "record", "name": "R", "fields": [{"name": "u", "type": ["int", "string"]}, {"name": "l", "type": "long"}]}"#,
+    );
+    let e = AvroDecoder::new(schema(vec![f("U", DataType::Utf8)]), &w)
+        .err()
+        .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "column U: the writer's union int, string is not [\"null\", T]"
+    );
+    let e = AvroDecoder::new(schema(vec![f("L", DataType::Int32)]), &w)
+        .err()
+        .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "column L: the writer's long cannot be read as INT"
+    );
     // The general union is fine when no column reads it.
     assert!(AvroDecoder::new(schema(vec![f("L", DataType::Int64)]), &w).is_ok());
     let e = arrow_schema_from_avro(&w, true).unwrap_err();
-    assert_eq!(e.to_string(), "column U: no SQL type for the Avro type union");
+    assert_eq!(
+        e.to_string(),
+        "column U: no SQL type for the Avro type union"
+    );
 }
 
 #[test]
@@ -655,7 +825,11 @@ fn avro_non_record_writer_is_one_column() {
     d.append(&[2, 4, b'h', b'i']).unwrap();
     d.append(&[0]).unwrap();
     assert_eq!(
-        d.finish().column(0).as_string::<i32>().iter().collect::<Vec<_>>(),
+        d.finish()
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .collect::<Vec<_>>(),
         [Some("hi"), None]
     );
 }
@@ -663,7 +837,9 @@ fn avro_non_record_writer_is_one_column() {
 #[test]
 fn schema_from_avro() {
     assert_eq!(
-        arrow_schema_from_avro(&avro(WRITER), true).unwrap_err().to_string(),
+        arrow_schema_from_avro(&avro(WRITER), true)
+            .unwrap_err()
+            .to_string(),
         "column SKIP_ME->J: no SQL type for the Avro type union"
     );
     let writer = WRITER.replace(r#"["null", "long", "string"]"#, r#"["long", "null"]"#);
@@ -689,10 +865,15 @@ fn schema_from_avro() {
     // The inferred schema reads the writer's datums; the general union does not fit it.
     assert!(AvroDecoder::new(Arc::new(got.clone()), &avro(&writer)).is_ok());
     assert_eq!(
-        AvroDecoder::new(Arc::new(got), &avro(WRITER)).err().unwrap().to_string(),
+        AvroDecoder::new(Arc::new(got), &avro(WRITER))
+            .err()
+            .unwrap()
+            .to_string(),
         "column SKIP_ME->J: the writer's union null, long, string is not [\"null\", T]"
     );
-    let rec = avro(r#"{"type": "record", "name": "N", "fields": [{"name": "next", "type": ["null", "N"]}]}"#);
+    let rec = avro(
+        r#"{"type": "record", "name": "N", "fields": [{"name": "next", "type": ["null", "N"]}]}"#,
+    );
     assert_eq!(
         arrow_schema_from_avro(&rec, true).unwrap_err().to_string(),
         "column NEXT: recursive type N has no SQL type"
@@ -703,7 +884,13 @@ fn schema_from_avro() {
 fn avro_schema_is_ksqldb_style() {
     let s = schema(vec![
         f("ID", DataType::Int64),
-        f("LOC", st(vec![f("LAT", DataType::Float64), f("IN", st(vec![f("X", DataType::Int32)]))])),
+        f(
+            "LOC",
+            st(vec![
+                f("LAT", DataType::Float64),
+                f("IN", st(vec![f("X", DataType::Int32)])),
+            ]),
+        ),
         f("TS", TS),
         f("DEC", DataType::Decimal128(4, 2)),
         f("M", map(DataType::Utf8)),
@@ -843,7 +1030,9 @@ fn value_of(dt: &DataType) -> BoxedStrategy<M> {
             .prop_map(M::Arr)
             .boxed(),
         DataType::Map(entries, _) => {
-            let DataType::Struct(kv) = entries.data_type() else { unreachable!() };
+            let DataType::Struct(kv) = entries.data_type() else {
+                unreachable!()
+            };
             proptest::collection::vec(("[a-z]{0,3}", value_of(kv[1].data_type())), 0..4)
                 .prop_map(M::Obj)
                 .boxed()
@@ -884,7 +1073,8 @@ fn rows_of(s: &SchemaRef) -> impl Strategy<Value = Vec<String>> {
 
 fn decode_all(d: &mut dyn RowDecoder, rows: &[Vec<u8>]) -> RecordBatch {
     for r in rows {
-        d.append(r).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(r)));
+        d.append(r)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(r)));
     }
     d.finish()
 }
@@ -894,7 +1084,9 @@ fn complete(v: &mut serde_json::Value, dt: &DataType) {
     match (v, dt) {
         (serde_json::Value::Object(o), DataType::Struct(fields)) => {
             for fl in fields {
-                let e = o.entry(fl.name().clone()).or_insert(serde_json::Value::Null);
+                let e = o
+                    .entry(fl.name().clone())
+                    .or_insert(serde_json::Value::Null);
                 complete(e, fl.data_type());
             }
         }
@@ -904,7 +1096,9 @@ fn complete(v: &mut serde_json::Value, dt: &DataType) {
             }
         }
         (serde_json::Value::Object(o), DataType::Map(entries, _)) => {
-            let DataType::Struct(kv) = entries.data_type() else { return };
+            let DataType::Struct(kv) = entries.data_type() else {
+                return;
+            };
             for (_, x) in o.iter_mut() {
                 complete(x, kv[1].data_type());
             }
@@ -946,7 +1140,7 @@ proptest! {
         // apache-avro reads every datum, to its last byte.
         for o in &out {
             let mut r = o.as_slice();
-            apache_avro::from_avro_datum(&w, &mut r, None).unwrap();
+            avro_read(&w, &mut r);
             prop_assert!(r.is_empty());
         }
         let b2 = decode_all(&mut AvroDecoder::new(s.clone(), &w).unwrap(), &out);
@@ -967,7 +1161,7 @@ proptest! {
             let mut v: serde_json::Value = serde_json::from_str(row).unwrap();
             complete(&mut v, &DataType::Struct(s.fields().clone()));
             let av = to_avro(&v, &DataType::Struct(s.fields().clone()), false);
-            datums.push(apache_avro::to_avro_datum(&w, av).unwrap());
+            datums.push(avro_datum(&w, av).unwrap());
         }
         let b2 = decode_all(&mut AvroDecoder::new(s.clone(), &w).unwrap(), &datums);
         // apache-avro's maps are hash maps (order and repeated keys lost): compare rows as
@@ -1005,7 +1199,7 @@ proptest! {
         let w = apache_avro::Schema::parse(&w).unwrap();
         let avro_rows = encode(&mut AvroEncoder::new(&s).unwrap(), &b1);
         let scalar = scalar_schema();
-        let mut decoders: Vec<(Box<dyn RowDecoder>, Vec<Vec<u8>>)> = vec![
+        let mut decoders: Decoders = vec![
             (Box::new(JsonDecoder::new(s.clone(), JsonOptions::default()).unwrap()), input.clone()),
             (Box::new(AvroDecoder::new(s.clone(), &w).unwrap()), avro_rows),
             (Box::new(DelimitedDecoder::new(scalar.clone(), b',').unwrap()), input.clone()),
@@ -1057,23 +1251,33 @@ fn to_avro(v: &serde_json::Value, dt: &DataType, nullable: bool) -> apache_avro:
             let unscaled = (v.as_f64().unwrap() * 10f64.powi(i32::from(*s))).round() as i128;
             let b = unscaled.to_be_bytes();
             let mut k = 0;
-            while k < 15 && ((b[k] == 0 && b[k + 1] & 0x80 == 0) || (b[k] == 0xff && b[k + 1] & 0x80 != 0)) {
+            while k < 15
+                && ((b[k] == 0 && b[k + 1] & 0x80 == 0) || (b[k] == 0xff && b[k + 1] & 0x80 != 0))
+            {
                 k += 1;
             }
             V::Decimal(apache_avro::Decimal::from(b[k..].to_vec()))
         }
         DataType::Utf8 => V::String(v.as_str().unwrap().to_owned()),
         DataType::Binary => V::Bytes(
-            base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap(),
+            base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap())
+                .unwrap(),
         ),
         DataType::Timestamp(_, _) => V::TimestampMillis(v.as_i64().unwrap()),
         DataType::Date32 => V::Date(v.as_i64().unwrap() as i32),
         DataType::Time32(_) => V::TimeMillis(v.as_i64().unwrap() as i32),
         DataType::List(item) => V::Array(
-            v.as_array().unwrap().iter().map(|x| to_avro(x, item.data_type(), true)).collect(),
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| to_avro(x, item.data_type(), true))
+                .collect(),
         ),
         DataType::Map(entries, _) => {
-            let DataType::Struct(kv) = entries.data_type() else { unreachable!() };
+            let DataType::Struct(kv) = entries.data_type() else {
+                unreachable!()
+            };
             // Maps with repeated keys keep the last (as JSON objects do in serde_json).
             V::Map(
                 v.as_object()
@@ -1086,7 +1290,12 @@ fn to_avro(v: &serde_json::Value, dt: &DataType, nullable: bool) -> apache_avro:
         DataType::Struct(fields) => V::Record(
             fields
                 .iter()
-                .map(|fl| (fl.name().clone(), to_avro(&v[fl.name().as_str()], fl.data_type(), true)))
+                .map(|fl| {
+                    (
+                        fl.name().clone(),
+                        to_avro(&v[fl.name().as_str()], fl.data_type(), true),
+                    )
+                })
                 .collect(),
         ),
         _ => unreachable!(),

@@ -54,8 +54,8 @@ pub(crate) fn parse_f64(t: &[u8]) -> Option<f64> {
 #[inline]
 fn fast_f64(t: &[u8]) -> Option<f64> {
     const POW10: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
     ];
     let (neg, t) = match t.first() {
         Some(b'-') => (true, &t[1..]),
@@ -123,7 +123,9 @@ pub(crate) fn push_text(col: &mut Col, t: &[u8]) -> Result<(), RowError> {
         }
         Kind::Timestamp(v) => {
             let t = trim(t);
-            parse_i64(t).or_else(|| parse_timestamp(t)).map(|x| v.push(x))
+            parse_i64(t)
+                .or_else(|| parse_timestamp(t))
+                .map(|x| v.push(x))
         }
         Kind::Date(v) => {
             let t = trim(t);
@@ -241,10 +243,7 @@ fn parse_time_prefix(t: &[u8]) -> Option<(i64, usize)> {
     if h > 23 || mi > 59 || s > 59 {
         return None;
     }
-    Some((
-        i64::from(((h * 60 + mi) * 60 + s) * 1000 + ms),
-        i,
-    ))
+    Some((i64::from(((h * 60 + mi) * 60 + s) * 1000 + ms), i))
 }
 
 /// `HH:mm[:ss[.SSS]]` → milliseconds of the day.
@@ -308,11 +307,26 @@ mod tests {
     #[test]
     fn fast_doubles_match_the_full_parser() {
         for t in [
-            "0", "-0", "1.5", "48.137154", "-11.575382", "0.1", "123456789012345", "0.000000000000000000001",
-            "9007199254740993", "2.2250738585072014", "1.7976931348623157", "100.", ".5",
+            "0",
+            "-0",
+            "1.5",
+            "48.137154",
+            "-11.575382",
+            "0.1",
+            "123456789012345",
+            "0.000000000000000000001",
+            "9007199254740993",
+            "2.2250738585072014",
+            "1.7976931348623157",
+            "100.",
+            ".5",
         ] {
             let want: Option<f64> = t.parse().ok();
-            assert_eq!(parse_f64(t.as_bytes()).map(f64::to_bits), want.map(f64::to_bits), "{t}");
+            assert_eq!(
+                parse_f64(t.as_bytes()).map(f64::to_bits),
+                want.map(f64::to_bits),
+                "{t}"
+            );
         }
         // Random ones.
         let mut x: u64 = 0x1234_5678_9abc_def1;
@@ -330,7 +344,11 @@ mod tests {
                 s.insert(0, '-');
             }
             let want: f64 = s.parse().unwrap();
-            assert_eq!(parse_f64(s.as_bytes()).map(f64::to_bits), Some(want.to_bits()), "{s}");
+            assert_eq!(
+                parse_f64(s.as_bytes()).map(f64::to_bits),
+                Some(want.to_bits()),
+                "{s}"
+            );
         }
     }
 
@@ -349,10 +367,19 @@ mod tests {
     #[test]
     fn timestamps() {
         let base = 20_790 * 86_400_000 + 36_930_000;
-        assert_eq!(parse_timestamp(b"2026-12-03T10:15:30.123Z"), Some(base + 123));
+        assert_eq!(
+            parse_timestamp(b"2026-12-03T10:15:30.123Z"),
+            Some(base + 123)
+        );
         assert_eq!(parse_timestamp(b"2026-12-03T10:15:30"), Some(base));
-        assert_eq!(parse_timestamp(b"2026-12-03T10:15:30+01:00"), Some(base - 3_600_000));
-        assert_eq!(parse_timestamp(b"2026-12-03T10:15:30-0130"), Some(base + 5_400_000));
+        assert_eq!(
+            parse_timestamp(b"2026-12-03T10:15:30+01:00"),
+            Some(base - 3_600_000)
+        );
+        assert_eq!(
+            parse_timestamp(b"2026-12-03T10:15:30-0130"),
+            Some(base + 5_400_000)
+        );
         assert_eq!(parse_timestamp(b"2026-12-03"), Some(20_790 * 86_400_000));
         assert_eq!(parse_timestamp(b"2026-12-03T10:15:30+1"), None);
         assert_eq!(parse_timestamp(b"2026-12-03X10:15:30"), None);
