@@ -105,11 +105,9 @@ pub struct AvroDecoder {
 /// The named types of a schema, by full name.
 fn collect_names<'a>(s: &'a Avro, out: &mut HashMap<String, &'a Avro>) {
     match s {
-        Avro::Record(r) => {
-            if out.insert(r.name.fullname(None), s).is_none() {
-                for f in &r.fields {
-                    collect_names(&f.schema, out);
-                }
+        Avro::Record(r) if out.insert(r.name.fullname(None), s).is_none() => {
+            for f in &r.fields {
+                collect_names(&f.schema, out);
             }
         }
         Avro::Enum(e) => {
@@ -178,12 +176,16 @@ fn avro_name(s: &Avro) -> String {
 impl<'a> Compiler<'a> {
     fn resolve(&self, s: &'a Avro, path: &str) -> Result<&'a Avro, FormatError> {
         match s {
-            Avro::Ref { name } => self.names.get(&name.fullname(None)).copied().ok_or_else(|| {
-                FormatError::Schema(format!(
-                    "column {path}: the writer schema names an unknown type {}",
-                    name.fullname(None)
-                ))
-            }),
+            Avro::Ref { name } => self
+                .names
+                .get(&name.fullname(None))
+                .copied()
+                .ok_or_else(|| {
+                    FormatError::Schema(format!(
+                        "column {path}: the writer schema names an unknown type {}",
+                        name.fullname(None)
+                    ))
+                }),
             _ => Ok(s),
         }
     }
@@ -196,7 +198,10 @@ impl<'a> Compiler<'a> {
         match s {
             Avro::Null => true,
             Avro::Fixed(f) => f.size == 0,
-            Avro::Record(r) => r.fields.iter().all(|f| self.zero_size(&f.schema, depth + 1)),
+            Avro::Record(r) => r
+                .fields
+                .iter()
+                .all(|f| self.zero_size(&f.schema, depth + 1)),
             Avro::Ref { name } => self
                 .names
                 .get(&name.fullname(None))
@@ -357,9 +362,7 @@ impl<'a> Compiler<'a> {
                 }
             }
             Avro::Boolean if matches!(k, Kind::Bool(_)) => Read::Bool,
-            Avro::Int if matches!(k, Kind::Int(_) | Kind::BigInt(_) | Kind::Double(_)) => {
-                Read::Int
-            }
+            Avro::Int if matches!(k, Kind::Int(_) | Kind::BigInt(_) | Kind::Double(_)) => Read::Int,
             Avro::Long if matches!(k, Kind::BigInt(_) | Kind::Double(_)) => Read::Long,
             Avro::Float if matches!(k, Kind::Double(_)) => Read::Float,
             Avro::Double if matches!(k, Kind::Double(_)) => Read::Double,
@@ -432,9 +435,9 @@ impl AvroDecoder {
             Avro::Union(u)
                 if u.variants().len() == 2
                     && u.variants().iter().any(|v| matches!(v, Avro::Null))
-                    && u.variants().iter().any(|v| {
-                        matches!(c.resolve(v, ""), Ok(Avro::Record(_)))
-                    }) =>
+                    && u.variants()
+                        .iter()
+                        .any(|v| matches!(c.resolve(v, ""), Ok(Avro::Record(_)))) =>
             {
                 let vs = u.variants();
                 let null = vs.iter().position(|v| matches!(v, Avro::Null)).unwrap_or(0);
@@ -885,7 +888,7 @@ fn decimal_of(b: &[u8], from: i8, precision: u8, to: i8) -> Option<i128> {
     let mut a = [fill; 16];
     a[16 - rest.len()..].copy_from_slice(rest);
     let v = i128::from_be_bytes(a);
-    if pad.len() > 0 && (v < 0) != neg {
+    if !pad.is_empty() && (v < 0) != neg {
         return None;
     }
     let v = if to >= from {
@@ -987,7 +990,9 @@ fn data_type_of(
         Avro::Date => DataType::Date32,
         Avro::TimeMillis => DataType::Time32(TimeUnit::Millisecond),
         Avro::Decimal(d) => {
-            let p = u8::try_from(d.precision).ok().filter(|p| (1..=38).contains(p));
+            let p = u8::try_from(d.precision)
+                .ok()
+                .filter(|p| (1..=38).contains(p));
             let sc = i8::try_from(d.scale).ok();
             match (p, sc) {
                 (Some(p), Some(sc)) if sc >= 0 && sc as u8 <= p => DataType::Decimal128(p, sc),

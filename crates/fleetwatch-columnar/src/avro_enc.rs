@@ -124,7 +124,11 @@ impl AvroEncoder {
     /// # Errors
     /// A column of a type no format writes.
     pub fn new(schema: &Schema) -> Result<Self, FormatError> {
-        avro_schema_for(schema, "KsqlDataSourceSchema", "io.confluent.ksql.avro_schemas")?;
+        avro_schema_for(
+            schema,
+            "KsqlDataSourceSchema",
+            "io.confluent.ksql.avro_schemas",
+        )?;
         Ok(AvroEncoder {
             types: schema
                 .fields()
@@ -221,7 +225,7 @@ fn write_value(out: &mut Vec<u8>, v: &View<'_>, i: usize) -> Result<(), String> 
         }
         View::Utf8(_)
         | View::LargeUtf8(_)
-        | View::Utf8View(_)
+        | View::Utf8Views(_)
         | View::Binary(_)
         | View::LargeBinary(_) => write_bytes(out, v.bytes(i).unwrap_or_default()),
         View::List { offsets, item, .. } => {

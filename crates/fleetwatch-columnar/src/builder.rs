@@ -179,10 +179,11 @@ impl Col {
 
     /// Cuts the column back to `len` rows (no-op when it is not longer).
     pub(crate) fn truncate(&mut self, len: usize) {
-        if self.len() <= len {
-            return;
+        // Children and data are cut even when the column itself is not longer: a value that
+        // failed half-way may have written them before its own row was closed.
+        if self.valid.len() > len {
+            self.valid.truncate(len);
         }
-        self.valid.truncate(len);
         match &mut self.kind {
             Kind::Bool(v) => v.truncate(len),
             Kind::Int(v) | Kind::Date(v) | Kind::Time(v) => v.truncate(len),
@@ -251,7 +252,11 @@ impl Col {
     pub(crate) fn finish(&mut self) -> ArrayRef {
         let bits = NullBuffer::new(self.valid.finish());
         let len = bits.len();
-        let nulls = if bits.null_count() > 0 { Some(bits) } else { None };
+        let nulls = if bits.null_count() > 0 {
+            Some(bits)
+        } else {
+            None
+        };
         match &mut self.kind {
             Kind::Bool(v) => {
                 let vals = v.finish();

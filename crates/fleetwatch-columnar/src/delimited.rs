@@ -125,7 +125,7 @@ impl RowDecoder for DelimitedDecoder {
         for (col, &(s, e, quoted)) in self.cols.row.cols.iter_mut().zip(&self.spans) {
             let text = &b[s..e];
             let one = if text.is_empty() {
-                if quoted && matches!(col.kind, Kind::Str { .. }) {
+                if quoted && matches!(col.kind, Kind::Str { .. } | Kind::Bin { .. }) {
                     col.close_bytes()
                 } else {
                     col.push_null();
@@ -182,7 +182,10 @@ impl DelimitedEncoder {
         let d = self.delimiter;
         if s.is_empty() {
             out.extend_from_slice(b"\"\"");
-        } else if s.iter().any(|&c| c == d || c == b'"' || c == b'\n' || c == b'\r') {
+        } else if s
+            .iter()
+            .any(|&c| c == d || c == b'"' || c == b'\n' || c == b'\r')
+        {
             out.push(b'"');
             for &c in s {
                 if c == b'"' {
@@ -252,7 +255,7 @@ impl RowEncoder for DelimitedEncoder {
                         }
                     }
                     View::Decimal(a, s) => write_decimal(out, a.value(i), *s),
-                    View::Utf8(_) | View::LargeUtf8(_) | View::Utf8View(_) => {
+                    View::Utf8(_) | View::LargeUtf8(_) | View::Utf8Views(_) => {
                         self.field(out, v.bytes(i).unwrap_or_default());
                     }
                     View::Binary(_) | View::LargeBinary(_) => {

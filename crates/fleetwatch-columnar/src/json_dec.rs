@@ -219,7 +219,10 @@ impl<'a> Scanner<'a> {
         let s = &self.b[start..end];
         let mut i = 0;
         while i < s.len() {
-            let run = s[i..].iter().position(|&c| c == b'\\').unwrap_or(s.len() - i);
+            let run = s[i..]
+                .iter()
+                .position(|&c| c == b'\\')
+                .unwrap_or(s.len() - i);
             out.extend_from_slice(&s[i..i + run]);
             i += run;
             if i >= s.len() {

@@ -100,7 +100,7 @@ fn write_value(out: &mut Vec<u8>, v: &View<'_>, i: usize) {
             }
         }
         View::Decimal(a, s) => write_decimal(out, a.value(i), *s),
-        View::Utf8(_) | View::LargeUtf8(_) | View::Utf8View(_) => {
+        View::Utf8(_) | View::LargeUtf8(_) | View::Utf8Views(_) => {
             write_str(out, v.bytes(i).unwrap_or_default());
         }
         View::Binary(_) | View::LargeBinary(_) => {

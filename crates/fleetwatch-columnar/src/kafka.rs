@@ -148,7 +148,9 @@ impl RowEncoder for KafkaEncoder {
                     out.extend_from_slice(&x.to_be_bytes());
                 }
                 Sql::BigInt => {
-                    let x = v.int(i).ok_or_else(|| bad(i, "value out of the range of BIGINT"))?;
+                    let x = v
+                        .int(i)
+                        .ok_or_else(|| bad(i, "value out of the range of BIGINT"))?;
                     out.extend_from_slice(&x.to_be_bytes());
                 }
                 Sql::Double => {

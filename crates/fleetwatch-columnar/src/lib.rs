@@ -105,3 +105,5 @@ pub trait RowEncoder {
     ) -> Result<(), FormatError>;
 }
 
+#[cfg(test)]
+mod tests;

@@ -42,7 +42,57 @@ pub(crate) fn parse_bool(t: &[u8]) -> Option<bool> {
 /// Parses a double from ASCII text.
 #[inline]
 pub(crate) fn parse_f64(t: &[u8]) -> Option<f64> {
+    if let Some(v) = fast_f64(t) {
+        return Some(v);
+    }
     std::str::from_utf8(t).ok()?.parse().ok()
+}
+
+/// Clinger's fast path: `[-]digits[.digits]` with at most 15 significant digits and at most
+/// 22 after the point is `m / 10^k` with both exactly representable, so one IEEE division
+/// rounds correctly. Anything else returns `None` (the full parser handles it).
+#[inline]
+fn fast_f64(t: &[u8]) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let (neg, t) = match t.first() {
+        Some(b'-') => (true, &t[1..]),
+        _ => (false, t),
+    };
+    if t.is_empty() || t.len() > 40 {
+        return None;
+    }
+    let mut m: u64 = 0;
+    let mut digits = 0;
+    let mut frac = 0;
+    let mut seen_point = false;
+    let mut any = false;
+    for &c in t {
+        match c {
+            b'0'..=b'9' => {
+                any = true;
+                if m != 0 || c != b'0' {
+                    digits += 1;
+                }
+                m = m * 10 + u64::from(c - b'0');
+                if seen_point {
+                    frac += 1;
+                }
+                if digits > 15 {
+                    return None;
+                }
+            }
+            b'.' if !seen_point => seen_point = true,
+            _ => return None,
+        }
+    }
+    if !any || frac > 22 {
+        return None;
+    }
+    let v = m as f64 / POW10[frac];
+    Some(if neg { -v } else { v })
 }
 
 /// Appends the value of (UTF-8) text `t` to scalar column `col`.
@@ -73,7 +123,9 @@ pub(crate) fn push_text(col: &mut Col, t: &[u8]) -> Result<(), RowError> {
         }
         Kind::Timestamp(v) => {
             let t = trim(t);
-            parse_i64(t).or_else(|| parse_timestamp(t)).map(|x| v.push(x))
+            parse_i64(t)
+                .or_else(|| parse_timestamp(t))
+                .map(|x| v.push(x))
         }
         Kind::Date(v) => {
             let t = trim(t);
@@ -191,10 +243,7 @@ fn parse_time_prefix(t: &[u8]) -> Option<(i64, usize)> {
     if h > 23 || mi > 59 || s > 59 {
         return None;
     }
-    Some((
-        i64::from(((h * 60 + mi) * 60 + s) * 1000 + ms),
-        i,
-    ))
+    Some((i64::from(((h * 60 + mi) * 60 + s) * 1000 + ms), i))
 }
 
 /// `HH:mm[:ss[.SSS]]` → milliseconds of the day.
@@ -256,6 +305,54 @@ mod tests {
     }
 
     #[test]
+    fn fast_doubles_match_the_full_parser() {
+        for t in [
+            "0",
+            "-0",
+            "1.5",
+            "48.137154",
+            "-11.575382",
+            "0.1",
+            "123456789012345",
+            "0.000000000000000000001",
+            "9007199254740993",
+            "2.2250738585072014",
+            "1.7976931348623157",
+            "100.",
+            ".5",
+        ] {
+            let want: Option<f64> = t.parse().ok();
+            assert_eq!(
+                parse_f64(t.as_bytes()).map(f64::to_bits),
+                want.map(f64::to_bits),
+                "{t}"
+            );
+        }
+        // Random ones.
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = (x % 1_000_000_000_000_000) as i64 - 500_000_000_000_000;
+            let point = (x >> 50) as usize % 17;
+            let mut s = digits.unsigned_abs().to_string();
+            if point < s.len() {
+                s.insert(s.len() - point, '.');
+            }
+            if digits < 0 {
+                s.insert(0, '-');
+            }
+            let want: f64 = s.parse().unwrap();
+            assert_eq!(
+                parse_f64(s.as_bytes()).map(f64::to_bits),
+                Some(want.to_bits()),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
     fn times() {
         assert_eq!(parse_time(b"10:15:30"), Some(36_930_000));
         assert_eq!(parse_time(b"10:15:30.123"), Some(36_930_123));
@@ -270,10 +367,19 @@ mod tests {
     #[test]
     fn timestamps() {
         let base = 20_790 * 86_400_000 + 36_930_000;
-        assert_eq!(parse_timestamp(b"2026-12-03T10:15:30.123Z"), Some(base + 123));
+        assert_eq!(
+            parse_timestamp(b"2026-12-03T10:15:30.123Z"),
+            Some(base + 123)
+        );
         assert_eq!(parse_timestamp(b"2026-12-03T10:15:30"), Some(base));
-        assert_eq!(parse_timestamp(b"2026-12-03T10:15:30+01:00"), Some(base - 3_600_000));
-        assert_eq!(parse_timestamp(b"2026-12-03T10:15:30-0130"), Some(base + 5_400_000));
+        assert_eq!(
+            parse_timestamp(b"2026-12-03T10:15:30+01:00"),
+            Some(base - 3_600_000)
+        );
+        assert_eq!(
+            parse_timestamp(b"2026-12-03T10:15:30-0130"),
+            Some(base + 5_400_000)
+        );
         assert_eq!(parse_timestamp(b"2026-12-03"), Some(20_790 * 86_400_000));
         assert_eq!(parse_timestamp(b"2026-12-03T10:15:30+1"), None);
         assert_eq!(parse_timestamp(b"2026-12-03X10:15:30"), None);

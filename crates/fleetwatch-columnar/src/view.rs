@@ -75,7 +75,7 @@ pub(crate) enum View<'a> {
     Decimal(&'a PrimitiveArray<Decimal128Type>, i8),
     Utf8(&'a StringArray),
     LargeUtf8(&'a LargeStringArray),
-    Utf8View(&'a StringViewArray),
+    Utf8Views(&'a StringViewArray),
     Binary(&'a BinaryArray),
     LargeBinary(&'a LargeBinaryArray),
     /// Epoch values and what to divide (negative: multiply) them by for milliseconds.
@@ -143,7 +143,7 @@ impl<'a> View<'a> {
             DataType::Decimal128(_, s) if *s >= 0 => View::Decimal(a.as_primitive(), *s),
             DataType::Utf8 => View::Utf8(a.as_string()),
             DataType::LargeUtf8 => View::LargeUtf8(a.as_string()),
-            DataType::Utf8View => View::Utf8View(a.as_string_view()),
+            DataType::Utf8View => View::Utf8Views(a.as_string_view()),
             DataType::Binary => View::Binary(a.as_binary()),
             DataType::LargeBinary => View::LargeBinary(a.as_binary()),
             DataType::Timestamp(u, _) => View::Ts(match u {
@@ -162,7 +162,11 @@ impl<'a> View<'a> {
                 View::List {
                     nulls: l.nulls(),
                     offsets: l.value_offsets(),
-                    item: Box::new(View::new(l.values().as_ref(), &format!("{path}[]"), format)?),
+                    item: Box::new(View::new(
+                        l.values().as_ref(),
+                        &format!("{path}[]"),
+                        format,
+                    )?),
                 }
             }
             DataType::Map(_, _) => {
@@ -216,7 +220,7 @@ impl<'a> View<'a> {
             View::Decimal(a, _) => a.is_null(i),
             View::Utf8(a) => a.is_null(i),
             View::LargeUtf8(a) => a.is_null(i),
-            View::Utf8View(a) => a.is_null(i),
+            View::Utf8Views(a) => a.is_null(i),
             View::Binary(a) => a.is_null(i),
             View::LargeBinary(a) => a.is_null(i),
             View::Ts(t) => match t {
@@ -284,7 +288,7 @@ impl<'a> View<'a> {
         match self {
             View::Utf8(a) => Some(a.value(i).as_bytes()),
             View::LargeUtf8(a) => Some(a.value(i).as_bytes()),
-            View::Utf8View(a) => Some(a.value(i).as_bytes()),
+            View::Utf8Views(a) => Some(a.value(i).as_bytes()),
             View::Binary(a) => Some(a.value(i)),
             View::LargeBinary(a) => Some(a.value(i)),
             _ => None,
