@@ -55,7 +55,18 @@ pub fn clean_datafusion(e: &datafusion_common::DataFusionError) -> String {
             s = &s[i + p.len()..];
         }
     }
-    s.trim().to_string()
+    let s = s.trim();
+    // DataFusion names an unknown function in lower case; the user wrote it upper-cased.
+    if let Some(rest) = s.strip_prefix("Invalid function '")
+        && let Some((name, tail)) = rest.split_once('\'')
+    {
+        return format!(
+            "Can't find any functions with the name '{}'{}",
+            name.to_uppercase(),
+            tail.trim_start_matches('.')
+        );
+    }
+    s.to_string()
 }
 
 /// Results of this crate.

@@ -10,8 +10,11 @@
 //! trained, or anything of the other network protocols.
 
 pub mod catalog;
+pub mod engine;
 pub mod error;
+pub mod exec;
 pub mod functions;
 pub mod parser;
 pub mod plan;
+pub mod query;
 pub mod types;

@@ -511,3 +511,35 @@ pub fn plan_constant(
         &logical, &schema, &props, &pctx,
     )?)
 }
+
+/// A plan that projects every column of a source as it is (keys as keys), for writing rows
+/// built elsewhere (`INSERT … VALUES`) with the same encoders as query output.
+pub fn columns_plan(
+    source: &Arc<Source>,
+    _batch: &arrow::array::RecordBatch,
+) -> SqlResult<SelectPlan> {
+    let columns = source
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| OutColumn {
+            name: c.name.clone(),
+            expr: Arc::new(datafusion_physical_expr::expressions::Column::new(
+                &c.name,
+                i + PSEUDO_COLUMNS.len(),
+            )),
+            data_type: c.ty.to_arrow(),
+            key: c.key,
+            logical: c.name.clone(),
+        })
+        .collect();
+    Ok(SelectPlan {
+        source: source.clone(),
+        filter: None,
+        filter_text: None,
+        columns,
+        repartitioned: false,
+        emit: None,
+        limit: None,
+    })
+}

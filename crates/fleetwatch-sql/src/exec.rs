@@ -1,0 +1,697 @@
+//! Running a planned stateless query on batches of records: decode (values and keys into
+//! Arrow columns, pseudo-columns beside them), filter, project, encode.
+//!
+//! Errors stay per row, as in ksqlDB: a record that cannot be decoded is skipped; an
+//! expression that fails on a row makes that column NULL (a filter that fails drops the
+//! row); each is a [`RowFailure`] for the processing log, and the query goes on. The whole
+//! batch is evaluated at once; only when that fails is it evaluated row by row to find the
+//! rows at fault.
+
+use crate::catalog::{Format, Source};
+use crate::error::{SqlError, SqlResult, clean_datafusion};
+use crate::plan::SelectPlan;
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, new_null_array,
+};
+use arrow::compute::{concat, filter_record_batch};
+use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
+use bytes::Bytes;
+use fleetwatch_columnar::{
+    DelimitedDecoder, DelimitedEncoder, JsonDecoder, JsonEncoder, JsonOptions, KafkaDecoder,
+    KafkaEncoder, RowDecoder, RowEncoder,
+};
+use fleetwatch_core::{ConsumedRecord, Record};
+use std::sync::Arc;
+
+/// Why a row was dropped or got a NULL.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum FailureKind {
+    /// The record's key or value is not a row of the source.
+    #[serde(rename = "DESERIALIZATION_ERROR")]
+    Deserialization,
+    /// An expression failed on the row.
+    #[serde(rename = "RECORD_PROCESSING_ERROR")]
+    Expression,
+    /// The output row could not be written.
+    #[serde(rename = "SERIALIZATION_ERROR")]
+    Serialization,
+}
+
+/// One row that failed, for the processing log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowFailure {
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// The source partition.
+    pub partition: i32,
+    /// The source offset.
+    pub offset: i64,
+    /// What went wrong, naming the column.
+    pub message: String,
+}
+
+/// Decodes records of a source into batches of its schema.
+pub struct Decoder {
+    source: Arc<Source>,
+    schema: SchemaRef,
+    value: Box<dyn RowDecoder + Send>,
+    key: Option<Box<dyn RowDecoder + Send>>,
+    /// Index (in the value batch) of the TIMESTAMP column.
+    timestamp: Option<usize>,
+}
+
+fn decoder_for(
+    format: Format,
+    schema: SchemaRef,
+    wrap: bool,
+    delimiter: u8,
+    what: &str,
+) -> SqlResult<Box<dyn RowDecoder + Send>> {
+    let fe = |e: fleetwatch_columnar::FormatError| SqlError::statement(format!("{what}: {e}"));
+    Ok(match format {
+        Format::Json => Box::new(
+            JsonDecoder::new(
+                schema,
+                JsonOptions {
+                    wrap_single_value: wrap,
+                },
+            )
+            .map_err(fe)?,
+        ),
+        Format::Delimited => Box::new(DelimitedDecoder::new(schema, delimiter).map_err(fe)?),
+        Format::Kafka => Box::new(KafkaDecoder::new(schema).map_err(fe)?),
+        Format::Avro | Format::JsonSr => {
+            return Err(SqlError::statement(format!(
+                "{what}: the {} format is not supported yet by queries (use JSON, DELIMITED or KAFKA)",
+                format.name()
+            )));
+        }
+        Format::None => return Err(SqlError::statement(format!("{what}: NONE has no columns"))),
+    })
+}
+
+impl Decoder {
+    /// A decoder for a source's records.
+    pub fn new(source: Arc<Source>) -> SqlResult<Decoder> {
+        let value_schema = source.value_schema();
+        let value = decoder_for(
+            source.value_format,
+            value_schema.clone(),
+            source.wrap_single_value,
+            source.delimiter,
+            &format!("{} values", source.name),
+        )?;
+        let keys: Vec<_> = source.key_columns().collect();
+        let key = if keys.is_empty() {
+            None
+        } else {
+            let ks = Arc::new(Schema::new(
+                keys.iter()
+                    .map(|c| arrow::datatypes::Field::new(&c.name, c.ty.to_arrow(), true))
+                    .collect::<Vec<_>>(),
+            ));
+            if source.key_format == Format::Kafka && keys.len() > 1 {
+                return Err(SqlError::statement(format!(
+                    "{}: KEY_FORMAT 'KAFKA' holds one key column; use KEY_FORMAT='JSON' for several",
+                    source.name
+                )));
+            }
+            // A single JSON key is a bare value, as ksqlDB writes it.
+            Some(decoder_for(
+                source.key_format,
+                ks,
+                keys.len() > 1,
+                b',',
+                &format!("{} keys", source.name),
+            )?)
+        };
+        let timestamp = source
+            .timestamp
+            .as_ref()
+            .and_then(|t| value_schema.fields().iter().position(|f| f.name() == t));
+        Ok(Decoder {
+            schema: source.schema(),
+            source,
+            value,
+            key,
+            timestamp,
+        })
+    }
+
+    /// The schema of the batches.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Decodes records; those that fail are skipped and reported.
+    pub fn decode(
+        &mut self,
+        records: &[ConsumedRecord],
+        failures: &mut Vec<RowFailure>,
+    ) -> SqlResult<RecordBatch> {
+        let n = records.len();
+        let mut rowtime = Vec::with_capacity(n);
+        let mut partition = Vec::with_capacity(n);
+        let mut offset = Vec::with_capacity(n);
+        let mut key_ok: Vec<bool> = Vec::with_capacity(n);
+        let mut any_bad_key = false;
+        for r in records {
+            let res = match &r.record.value {
+                Some(v) => self.value.append(v),
+                None => {
+                    self.value.append_null();
+                    Ok(())
+                }
+            };
+            if let Err(e) = res {
+                failures.push(RowFailure {
+                    kind: FailureKind::Deserialization,
+                    partition: r.partition,
+                    offset: r.offset,
+                    message: format!("{}: value: {e}", self.source.name),
+                });
+                continue;
+            }
+            if let Some(k) = self.key.as_mut() {
+                let ok = match &r.record.key {
+                    Some(key) => match k.append(key) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            failures.push(RowFailure {
+                                kind: FailureKind::Deserialization,
+                                partition: r.partition,
+                                offset: r.offset,
+                                message: format!("{}: key: {e}", self.source.name),
+                            });
+                            k.append_null();
+                            false
+                        }
+                    },
+                    None => {
+                        k.append_null();
+                        true
+                    }
+                };
+                any_bad_key |= !ok;
+                key_ok.push(ok);
+            }
+            rowtime.push(r.record.timestamp);
+            partition.push(r.partition);
+            offset.push(r.offset);
+        }
+        let values = self.value.finish();
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        let rowtime = match self.timestamp {
+            Some(i) => event_time(values.column(i), &rowtime),
+            None => Arc::new(Int64Array::from(rowtime)) as ArrayRef,
+        };
+        cols.push(rowtime);
+        cols.push(Arc::new(Int32Array::from(partition)));
+        cols.push(Arc::new(Int64Array::from(offset)));
+        if let Some(k) = self.key.as_mut() {
+            cols.extend(k.finish().columns().iter().cloned());
+        }
+        cols.extend(values.columns().iter().cloned());
+        let batch = RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| {
+            SqlError::Internal(format!("assembling a batch of {}: {e}", self.source.name))
+        })?;
+        if any_bad_key {
+            let mask = BooleanArray::from(key_ok);
+            return filter_record_batch(&batch, &mask)
+                .map_err(|e| SqlError::Internal(e.to_string()));
+        }
+        Ok(batch)
+    }
+}
+
+/// ROWTIME from a TIMESTAMP / BIGINT column; the record time where it is NULL.
+fn event_time(col: &ArrayRef, record_time: &[i64]) -> ArrayRef {
+    let from: Option<Vec<Option<i64>>> = match col.data_type() {
+        DataType::Int64 => Some(
+            col.as_any()
+                .downcast_ref::<Int64Array>()
+                .map(|a| a.iter().collect())
+                .unwrap_or_default(),
+        ),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => Some(
+            col.as_any()
+                .downcast_ref::<arrow::array::TimestampMillisecondArray>()
+                .map(|a| a.iter().collect())
+                .unwrap_or_default(),
+        ),
+        _ => None,
+    };
+    match from {
+        Some(v) => Arc::new(Int64Array::from(
+            v.into_iter()
+                .zip(record_time)
+                .map(|(e, r)| e.unwrap_or(*r))
+                .collect::<Vec<_>>(),
+        )),
+        None => Arc::new(Int64Array::from(record_time.to_vec())),
+    }
+}
+
+/// What one batch of a query gave.
+#[derive(Debug)]
+pub struct Output {
+    /// The output columns (all of them, keys included).
+    pub batch: RecordBatch,
+    /// For each output row, its row in the input batch.
+    pub rows: Vec<u32>,
+}
+
+/// Evaluates a plan's filter and projections on source batches.
+pub struct Evaluator {
+    plan: Arc<SelectPlan>,
+    schema: SchemaRef,
+}
+
+impl Evaluator {
+    /// An evaluator for a plan.
+    pub fn new(plan: Arc<SelectPlan>) -> Self {
+        let schema = plan.schema();
+        Evaluator { plan, schema }
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &SelectPlan {
+        &self.plan
+    }
+
+    /// Filters and projects one batch of the source's schema.
+    pub fn eval(&self, input: &RecordBatch, failures: &mut Vec<RowFailure>) -> SqlResult<Output> {
+        let n = input.num_rows();
+        let (batch, rows): (RecordBatch, Vec<u32>) = match &self.plan.filter {
+            None => (input.clone(), (0..n as u32).collect()),
+            Some(f) => {
+                let mask = match f.evaluate(input).and_then(|v| v.into_array(n)) {
+                    Ok(a) => as_mask(&a),
+                    Err(_) => {
+                        // Find the failing rows; they are dropped.
+                        let mut keep = Vec::with_capacity(n);
+                        for i in 0..n {
+                            let row = input.slice(i, 1);
+                            match f.evaluate(&row).and_then(|v| v.into_array(1)) {
+                                Ok(a) => keep.push(as_mask(&a).value(0)),
+                                Err(e) => {
+                                    failures.push(failure(
+                                        input,
+                                        i,
+                                        format!("WHERE: {}", clean_datafusion(&e)),
+                                    ));
+                                    keep.push(false);
+                                }
+                            }
+                        }
+                        BooleanArray::from(keep)
+                    }
+                };
+                let rows: Vec<u32> = (0..n as u32).filter(|i| mask.value(*i as usize)).collect();
+                let filtered = filter_record_batch(input, &mask)
+                    .map_err(|e| SqlError::Internal(e.to_string()))?;
+                (filtered, rows)
+            }
+        };
+        let m = batch.num_rows();
+        let mut cols = Vec::with_capacity(self.plan.columns.len());
+        for c in &self.plan.columns {
+            let arr = match c.expr.evaluate(&batch).and_then(|v| v.into_array(m)) {
+                Ok(a) => a,
+                Err(_) => {
+                    let mut parts: Vec<ArrayRef> = Vec::with_capacity(m);
+                    for i in 0..m {
+                        let row = batch.slice(i, 1);
+                        match c.expr.evaluate(&row).and_then(|v| v.into_array(1)) {
+                            Ok(a) => parts.push(a),
+                            Err(e) => {
+                                failures.push(failure(
+                                    &batch,
+                                    i,
+                                    format!("column {}: {}", c.name, clean_datafusion(&e)),
+                                ));
+                                parts.push(new_null_array(&c.data_type, 1));
+                            }
+                        }
+                    }
+                    let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+                    if refs.is_empty() {
+                        new_null_array(&c.data_type, 0)
+                    } else {
+                        concat(&refs).map_err(|e| SqlError::Internal(e.to_string()))?
+                    }
+                }
+            };
+            let arr = if arr.data_type() == &c.data_type {
+                arr
+            } else {
+                arrow::compute::cast(&arr, &c.data_type)
+                    .map_err(|e| SqlError::Internal(e.to_string()))?
+            };
+            cols.push(arr);
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), cols)
+            .map_err(|e| SqlError::Internal(e.to_string()))?;
+        Ok(Output { batch, rows })
+    }
+}
+
+fn as_mask(a: &ArrayRef) -> BooleanArray {
+    match a.as_any().downcast_ref::<BooleanArray>() {
+        // NULL is not true: the row is dropped.
+        Some(b) => b.iter().map(|v| Some(v.unwrap_or(false))).collect(),
+        None => BooleanArray::from(vec![false; a.len()]),
+    }
+}
+
+fn failure(batch: &RecordBatch, row: usize, message: String) -> RowFailure {
+    let p = batch
+        .column(1)
+        .as_any()
+        .downcast_ref::<Int32Array>()
+        .map_or(-1, |a| a.value(row));
+    let o = batch
+        .column(2)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .map_or(-1, |a| a.value(row));
+    RowFailure {
+        kind: FailureKind::Expression,
+        partition: p,
+        offset: o,
+        message,
+    }
+}
+
+/// Encodes output rows as records of a sink: key columns to the key, the rest to the value.
+pub struct Encoder {
+    value: Box<dyn RowEncoder + Send>,
+    key: Option<Box<dyn RowEncoder + Send>>,
+    key_idx: Vec<usize>,
+    value_idx: Vec<usize>,
+    value_schema: SchemaRef,
+    key_schema: SchemaRef,
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+    kbuf: Vec<u8>,
+    kends: Vec<usize>,
+}
+
+impl Encoder {
+    /// An encoder for a plan's output in these formats.
+    pub fn new(
+        plan: &SelectPlan,
+        key_format: Format,
+        value_format: Format,
+        wrap_single_value: bool,
+    ) -> SqlResult<Encoder> {
+        let key_idx: Vec<usize> = plan
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.key)
+            .map(|(i, _)| i)
+            .collect();
+        let value_idx: Vec<usize> = plan
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.key)
+            .map(|(i, _)| i)
+            .collect();
+        let value: Box<dyn RowEncoder + Send> = match value_format {
+            Format::Json => Box::new(JsonEncoder::new(JsonOptions { wrap_single_value })),
+            Format::Delimited => Box::new(DelimitedEncoder::new(b',')),
+            Format::Kafka => Box::new(KafkaEncoder::new()),
+            f => {
+                return Err(SqlError::statement(format!(
+                    "writing the {} format is not supported yet (use JSON, DELIMITED or KAFKA)",
+                    f.name()
+                )));
+            }
+        };
+        let key: Option<Box<dyn RowEncoder + Send>> = if key_idx.is_empty() {
+            None
+        } else {
+            Some(match key_format {
+                Format::Kafka if key_idx.len() == 1 => Box::new(KafkaEncoder::new()),
+                Format::Kafka => {
+                    return Err(SqlError::statement(
+                        "KEY_FORMAT 'KAFKA' holds one key column; use KEY_FORMAT='JSON' for several",
+                    ));
+                }
+                Format::Json => Box::new(JsonEncoder::new(JsonOptions {
+                    wrap_single_value: key_idx.len() > 1,
+                })),
+                f => {
+                    return Err(SqlError::statement(format!(
+                        "KEY_FORMAT '{}' is not supported yet (use KAFKA or JSON)",
+                        f.name()
+                    )));
+                }
+            })
+        };
+        let schema = plan.schema();
+        Ok(Encoder {
+            value,
+            key,
+            value_schema: Arc::new(
+                schema
+                    .project(&value_idx)
+                    .map_err(|e| SqlError::Internal(e.to_string()))?,
+            ),
+            key_schema: Arc::new(
+                schema
+                    .project(&key_idx)
+                    .map_err(|e| SqlError::Internal(e.to_string()))?,
+            ),
+            key_idx,
+            value_idx,
+            buf: Vec::new(),
+            ends: Vec::new(),
+            kbuf: Vec::new(),
+            kends: Vec::new(),
+        })
+    }
+
+    /// The records of one output batch, with the given timestamps.
+    pub fn encode(&mut self, out: &RecordBatch, timestamps: &[i64]) -> SqlResult<Vec<Record>> {
+        let n = out.num_rows();
+        let values = RecordBatch::try_new(
+            self.value_schema.clone(),
+            self.value_idx
+                .iter()
+                .map(|i| out.column(*i).clone())
+                .collect(),
+        )
+        .map_err(|e| SqlError::Internal(e.to_string()))?;
+        self.buf.clear();
+        self.ends.clear();
+        self.value
+            .encode(&values, &mut self.buf, &mut self.ends)
+            .map_err(|e| SqlError::statement(format!("writing a value: {e}")))?;
+        let buf = Bytes::from(std::mem::take(&mut self.buf));
+        let mut keys: Option<(Bytes, Vec<usize>, Vec<bool>)> = None;
+        if let Some(k) = self.key.as_mut() {
+            let kb = RecordBatch::try_new(
+                self.key_schema.clone(),
+                self.key_idx
+                    .iter()
+                    .map(|i| out.column(*i).clone())
+                    .collect(),
+            )
+            .map_err(|e| SqlError::Internal(e.to_string()))?;
+            let nulls: Vec<bool> = (0..n)
+                .map(|r| kb.columns().iter().all(|c| c.is_null(r)))
+                .collect();
+            self.kbuf.clear();
+            self.kends.clear();
+            k.encode(&kb, &mut self.kbuf, &mut self.kends)
+                .map_err(|e| SqlError::statement(format!("writing a key: {e}")))?;
+            keys = Some((
+                Bytes::from(std::mem::take(&mut self.kbuf)),
+                std::mem::take(&mut self.kends),
+                nulls,
+            ));
+        }
+        let mut records = Vec::with_capacity(n);
+        let mut start = 0;
+        for r in 0..n {
+            let end = self.ends[r];
+            let value = buf.slice(start..end);
+            start = end;
+            let key = keys.as_ref().and_then(|(kb, ke, nulls)| {
+                let ks = if r == 0 { 0 } else { ke[r - 1] };
+                (!nulls[r]).then(|| kb.slice(ks..ke[r]))
+            });
+            records.push(
+                Record::new(key, Some(value))
+                    .with_timestamp(timestamps.get(r).copied().unwrap_or(0)),
+            );
+        }
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::functions::{FunctionContext, FunctionRegistry};
+    use crate::parser::{KsqlStatement, parse_one};
+
+    fn source(sql: &str) -> Source {
+        let KsqlStatement::CreateSource {
+            name,
+            kind,
+            columns,
+            ..
+        } = parse_one(sql).unwrap().kind
+        else {
+            panic!()
+        };
+        Source {
+            columns: crate::catalog::check_columns(&name, kind, &columns).unwrap(),
+            name,
+            kind,
+            topic: "t".into(),
+            key_format: Format::Kafka,
+            value_format: Format::Json,
+            timestamp: None,
+            timestamp_format: None,
+            wrap_single_value: true,
+            delimiter: b',',
+            value_schema_id: None,
+            partitions: 1,
+            statement: sql.into(),
+            written_by: None,
+        }
+    }
+
+    fn rec(offset: i64, key: &str, value: &str) -> ConsumedRecord {
+        ConsumedRecord {
+            partition: 0,
+            offset,
+            record: Record::new(
+                Some(Bytes::from(key.to_string())),
+                Some(Bytes::from(value.to_string())),
+            )
+            .with_timestamp(1000 + offset),
+        }
+    }
+
+    fn run(
+        select: &str,
+        records: &[ConsumedRecord],
+    ) -> (Vec<(Option<String>, String)>, Vec<RowFailure>) {
+        let mut catalog = Catalog::default();
+        catalog.put(source(
+            "CREATE STREAM p (vin STRING KEY, card STRING, amount DOUBLE, loc STRUCT<lat DOUBLE, lon DOUBLE>, tags ARRAY<STRING>, n STRING) WITH (kafka_topic='t')",
+        ));
+        let functions = FunctionRegistry::ksql(&FunctionContext::default());
+        let KsqlStatement::Query(q) = parse_one(select).unwrap().kind else {
+            panic!()
+        };
+        let plan = Arc::new(
+            crate::plan::plan_select(&catalog, &functions, &q)
+                .unwrap_or_else(|e| panic!("{select}: {e}")),
+        );
+        let mut dec = Decoder::new(plan.source.clone()).unwrap();
+        let mut failures = Vec::new();
+        let batch = dec.decode(records, &mut failures).unwrap();
+        let out = Evaluator::new(plan.clone())
+            .eval(&batch, &mut failures)
+            .unwrap();
+        let mut enc = Encoder::new(&plan, Format::Kafka, Format::Json, true).unwrap();
+        let recs = enc
+            .encode(&out.batch, &vec![0; out.batch.num_rows()])
+            .unwrap();
+        let rows = recs
+            .into_iter()
+            .map(|r| {
+                (
+                    r.key.map(|k| String::from_utf8(k.to_vec()).unwrap()),
+                    String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+                )
+            })
+            .collect();
+        (rows, failures)
+    }
+
+    #[test]
+    fn filter_project_mask_struct_and_key() {
+        let recs = [
+            rec(
+                0,
+                "V1",
+                r#"{"card":"4111111111111111","amount":12.5,"loc":{"lat":48.1,"lon":11.5},"tags":["a","b"]}"#,
+            ),
+            rec(1, "V2", r#"{"card":"5500000000000004","amount":3.0}"#),
+            rec(2, "V3", r#"{"card":"x", "amount": "lots"}"#),
+            rec(
+                3,
+                "V4",
+                r#"{"card":"340000000000009","amount":99,"loc":{"lat":1,"lon":2}}"#,
+            ),
+        ];
+        let (rows, failures) = run(
+            "SELECT vin, mask_keep_right(card, 4) AS card, loc->lat, ucase('x') AS u, amount * 2 AS twice, tags[1] AS t0 FROM p WHERE amount > 10 EMIT CHANGES",
+            &recs,
+        );
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    Some("V1".into()),
+                    r#"{"CARD":"nnnnnnnnnnnn1111","LAT":48.1,"U":"X","TWICE":25.0,"T0":"a"}"#
+                        .into()
+                ),
+                (
+                    Some("V4".into()),
+                    r#"{"CARD":"nnnnnnnnnnn0009","LAT":1.0,"U":"X","TWICE":198.0,"T0":null}"#
+                        .into()
+                ),
+            ]
+        );
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(
+            (failures[0].kind.clone(), failures[0].offset),
+            (FailureKind::Deserialization, 2)
+        );
+        assert!(failures[0].message.contains("AMOUNT"), "{failures:?}");
+    }
+
+    #[test]
+    fn a_failing_expression_nulls_only_its_rows() {
+        let recs = [
+            rec(0, "V1", r#"{"n":"12"}"#),
+            rec(1, "V2", r#"{"n":"twelve"}"#),
+            rec(2, "V3", r#"{"n":"7"}"#),
+        ];
+        let (rows, failures) = run("SELECT vin, CAST(n AS INT) AS i FROM p EMIT CHANGES", &recs);
+        let values: Vec<&str> = rows.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(values, vec![r#"{"I":12}"#, r#"{"I":null}"#, r#"{"I":7}"#]);
+        assert_eq!(failures.len(), 1);
+        assert_eq!(
+            (failures[0].kind.clone(), failures[0].offset),
+            (FailureKind::Expression, 1)
+        );
+        assert!(failures[0].message.starts_with("column I:"), "{failures:?}");
+    }
+
+    #[test]
+    fn partition_by_rekeys_and_select_star_leaves_pseudo_columns_out() {
+        let recs = [rec(0, "V1", r#"{"card":"c1","amount":1}"#)];
+        let (rows, _) = run("SELECT * FROM p PARTITION BY card EMIT CHANGES", &recs);
+        assert_eq!(rows[0].0.as_deref(), Some("c1"));
+        assert_eq!(
+            rows[0].1,
+            r#"{"VIN":"V1","AMOUNT":1.0,"LOC":null,"TAGS":null,"N":null}"#
+        );
+        let (rows, _) = run(
+            "SELECT vin, rowtime AS rt, rowoffset AS ro FROM p EMIT CHANGES",
+            &recs,
+        );
+        assert_eq!(rows[0].1, r#"{"RT":1000,"RO":0}"#);
+    }
+}
