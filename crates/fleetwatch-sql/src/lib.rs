@@ -10,6 +10,7 @@
 //! trained, or anything of the other network protocols.
 
 pub mod catalog;
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod exec;
@@ -17,4 +18,5 @@ pub mod functions;
 pub mod parser;
 pub mod plan;
 pub mod query;
+pub mod rest;
 pub mod types;

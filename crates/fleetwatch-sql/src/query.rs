@@ -2,12 +2,13 @@
 //! positions, write the sink, checkpoint), push and pull queries (rows to a client), and
 //! `INSERT … VALUES`.
 //!
-//! Effectively once for a `CREATE STREAM … AS SELECT` sink (its only writer): a checkpoint
-//! holds the source positions *and* the sink's end offsets written so far; after a crash
-//! the query resumes from the positions, and the first outputs per sink partition that are
-//! already past the checkpointed end are recomputed but not written again (the query is
-//! deterministic, so they are the same records). `INSERT INTO` sinks may have several
-//! writers: for them a crash means at-least-once.
+//! Effectively once: a checkpoint holds the source positions *and* the sink's end offsets
+//! at that moment; every output record carries a small header naming the query and its
+//! source record (partition, offset). After a crash the query resumes from the positions,
+//! reads the sink past the checkpointed ends, and skips the outputs of source records it
+//! finds there already (per source partition, outputs are in source order, so the last
+//! offset seen is enough). This holds with other writers on the same sink (`INSERT INTO`)
+//! because the header names the query.
 
 use crate::catalog::{Format, Source};
 use crate::error::{SqlError, SqlResult};
@@ -18,7 +19,9 @@ use arrow::array::{Array, Int64Array, RecordBatch};
 use bytes::Bytes;
 use fleetwatch_columnar::{JsonEncoder, JsonOptions, RowEncoder};
 use fleetwatch_core::partitioner::partition_for_key;
-use fleetwatch_core::{ConsumedRecord, Log, OffsetSpec, ReadLimits, Record, TopicSubscription};
+use fleetwatch_core::{
+    ConsumedRecord, Header, Log, OffsetSpec, ReadLimits, Record, TopicSubscription,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -206,6 +209,70 @@ fn rowtimes(input: &RecordBatch, rows: &[u32]) -> Vec<i64> {
         .collect()
 }
 
+/// The header each output record of a persistent query carries: which query wrote it from
+/// which source record (`tag` u32, partition i32, offset i64, big-endian) — what makes
+/// outputs written before a crash recognisable after it.
+pub const SOURCE_HEADER: &str = "fw.src";
+const SOURCE_TAG_LEN: usize = 16;
+
+/// A query's 4-byte tag (FNV-1a of its id).
+fn query_tag(id: &str) -> u32 {
+    id.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Reads sink partition `p` over `[from, end)` and records, per source partition, the last
+/// source offset this query (by `tag`) wrote.
+async fn scan_written(
+    log: &Arc<dyn Log>,
+    topic: &str,
+    p: i32,
+    from: i64,
+    end: i64,
+    tag: u32,
+    written: &mut BTreeMap<i32, i64>,
+) -> SqlResult<()> {
+    let mut pos = from.max(log.offset_for(topic, p, OffsetSpec::Earliest).await?);
+    while pos < end {
+        let b = log.read(topic, p, pos, ReadLimits::default()).await?;
+        if b.records.is_empty() {
+            break;
+        }
+        for r in &b.records {
+            let Some(h) = r
+                .record
+                .headers
+                .iter()
+                .rev()
+                .find(|h| h.key == SOURCE_HEADER)
+            else {
+                continue;
+            };
+            let Some(v) = h.value.as_deref().filter(|v| v.len() == SOURCE_TAG_LEN) else {
+                continue;
+            };
+            let t = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
+            if t != tag {
+                continue;
+            }
+            let sp = i32::from_be_bytes([v[4], v[5], v[6], v[7]]);
+            let so = i64::from_be_bytes([v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15]]);
+            let e = written.entry(sp).or_insert(so);
+            *e = (*e).max(so);
+        }
+        pos = b.next_offset(pos);
+    }
+    Ok(())
+}
+
+fn source_offsets(input: &RecordBatch, rows: &[u32]) -> Vec<i64> {
+    let o = input.column(2).as_any().downcast_ref::<Int64Array>();
+    rows.iter()
+        .map(|r| o.map_or(0, |a| a.value(*r as usize)))
+        .collect()
+}
+
 fn source_partitions(input: &RecordBatch, rows: &[u32]) -> Vec<i32> {
     let p = input
         .column(1)
@@ -262,19 +329,24 @@ async fn run_once(ctx: &QueryContext) -> SqlResult<()> {
         };
         positions.push((p, pos));
     }
-    // Sink ends now, and how many outputs per partition are already there (to suppress).
+    // Sink ends now; and, after a crash, the last source offset (per source partition)
+    // whose output this query had already written past its checkpoint: those outputs are
+    // recomputed but not written again.
+    let tag = query_tag(&ctx.id);
     let mut out_end: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut suppress: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut written: BTreeMap<i32, i64> = BTreeMap::new();
     for p in 0..sink_parts {
         let end = log
             .offset_for(&ctx.sink.topic, p, OffsetSpec::Latest)
             .await?;
         out_end.insert(p, end);
-        if let Some(c) = &checkpoint
-            && ctx.sink.written_by.as_deref() == Some(ctx.id.as_str())
-            && let Some((_, at)) = c.outputs.iter().find(|(q, _)| *q == p)
-        {
-            suppress.insert(p, (end - at).max(0));
+        if let Some(c) = &checkpoint {
+            let from = c
+                .outputs
+                .iter()
+                .find(|(q, _)| *q == p)
+                .map_or(0, |(_, at)| *at);
+            scan_written(log, &ctx.sink.topic, p, from, end, tag, &mut written).await?;
         }
     }
     let snapshot = |positions: &[(i32, i64)], out_end: &BTreeMap<i32, i64>| Checkpoint {
@@ -324,26 +396,34 @@ async fn run_once(ctx: &QueryContext) -> SqlResult<()> {
             let out = evaluator.eval(&input, &mut failures)?;
             let ts = rowtimes(&input, &out.rows);
             let src_parts = source_partitions(&input, &out.rows);
+            let src_offsets = source_offsets(&input, &out.rows);
             let encoded = encoder.encode(&out.batch, &ts)?;
+            let mut tags = Vec::with_capacity(encoded.len() * SOURCE_TAG_LEN);
+            for (sp, so) in src_parts.iter().zip(&src_offsets) {
+                tags.extend_from_slice(&tag.to_be_bytes());
+                tags.extend_from_slice(&sp.to_be_bytes());
+                tags.extend_from_slice(&so.to_be_bytes());
+            }
+            let tags = Bytes::from(tags);
             let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
-            for (i, r) in encoded.into_iter().enumerate() {
+            for (i, mut r) in encoded.into_iter().enumerate() {
+                if written
+                    .get(&src_parts[i])
+                    .is_some_and(|w| src_offsets[i] <= *w)
+                {
+                    continue; // written before the crash
+                }
                 let p = match &r.key {
                     Some(k) => partition_for_key(k, sink_parts),
                     None => src_parts[i].rem_euclid(sink_parts),
                 };
+                r.headers.push(Header {
+                    key: SOURCE_HEADER.to_string(),
+                    value: Some(tags.slice(i * SOURCE_TAG_LEN..(i + 1) * SOURCE_TAG_LEN)),
+                });
                 by_partition.entry(p).or_default().push(r);
             }
-            for (p, mut recs) in by_partition {
-                if let Some(s) = suppress.get_mut(&p)
-                    && *s > 0
-                {
-                    let skip = (*s as usize).min(recs.len());
-                    recs.drain(..skip);
-                    *s -= skip as i64;
-                }
-                if recs.is_empty() {
-                    continue;
-                }
+            for (p, recs) in by_partition {
                 let ack = log.append(&ctx.sink.topic, p, &recs).await?;
                 if let Some(last) = ack.offsets.last() {
                     out_end.insert(p, last + 1);
@@ -599,6 +679,71 @@ pub async fn insert_values(
         .map_err(|e| SqlError::Internal(e.to_string()))?;
     let recs = enc.encode(&out, &[rowtime])?;
     for r in recs {
+        let p = match &r.key {
+            Some(k) => partition_for_key(k, sink.partitions.max(1)),
+            None => 0,
+        };
+        log.append(&sink.topic, p, &[r]).await?;
+    }
+    Ok(())
+}
+
+/// `/inserts-stream`: one row given as a JSON object (fields matched to columns ignoring
+/// case), written keyed and partitioned like query output.
+pub async fn insert_json_row(
+    log: &Arc<dyn Log>,
+    sink: &Source,
+    row: &serde_json::Map<String, Value>,
+) -> SqlResult<()> {
+    use fleetwatch_columnar::{JsonDecoder, RowDecoder};
+    let all = Arc::new(arrow::datatypes::Schema::new(
+        sink.columns
+            .iter()
+            .map(|c| arrow::datatypes::Field::new(&c.name, c.ty.to_arrow(), true))
+            .collect::<Vec<_>>(),
+    ));
+    for k in row.keys() {
+        if !sink.columns.iter().any(|c| c.name.eq_ignore_ascii_case(k))
+            && !k.eq_ignore_ascii_case("ROWTIME")
+        {
+            return Err(SqlError::statement(format!(
+                "Column name {} does not exist.",
+                k.to_uppercase()
+            )));
+        }
+    }
+    let rowtime = row
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("ROWTIME"))
+        .and_then(|(_, v)| v.as_i64())
+        .unwrap_or_else(fleetwatch_core::now_ms);
+    let mut dec = JsonDecoder::new(
+        all,
+        JsonOptions {
+            wrap_single_value: true,
+        },
+    )
+    .map_err(|e| SqlError::Internal(e.to_string()))?;
+    let text = serde_json::to_vec(row).map_err(|e| SqlError::Internal(e.to_string()))?;
+    dec.append(&text)
+        .map_err(|e| SqlError::statement(e.to_string()))?;
+    let batch = dec.finish();
+    let src = Arc::new(sink.clone());
+    let plan_like = crate::plan::columns_plan(&src, &batch)?;
+    let key_format = if sink.columns.iter().any(|c| c.key) {
+        sink.key_format
+    } else {
+        Format::None
+    };
+    let mut enc = Encoder::new(
+        &plan_like,
+        key_format,
+        sink.value_format,
+        sink.wrap_single_value,
+    )?;
+    let out = RecordBatch::try_new(plan_like.schema(), batch.columns().to_vec())
+        .map_err(|e| SqlError::Internal(e.to_string()))?;
+    for r in enc.encode(&out, &[rowtime])? {
         let p = match &r.key {
             Some(k) => partition_for_key(k, sink.partitions.max(1)),
             None => 0,

@@ -71,7 +71,7 @@ impl Server {
     }
 
     /// Starts `bin --data-dir <data_dir> --log-level warn <global…> serve --http-listen
-    /// 127.0.0.1:0 --schema-registry-listen 127.0.0.1:0 --mqtt-listen 127.0.0.1:0 --ready-file <file> <extra…>` and waits
+    /// 127.0.0.1:0 --schema-registry-listen 127.0.0.1:0 --mqtt-listen 127.0.0.1:0 --ksql-listen 127.0.0.1:0 --ready-file <file> <extra…>` and waits
     /// (up to 60 s) for the ready file; panics if the process exits first.
     pub fn start_bin(bin: &Path, data_dir: &Path, global: &[&str], extra: &[&str]) -> Server {
         let ready = data_dir.with_extension(format!("ready-{}", crate::unique_suffix()));
@@ -88,6 +88,8 @@ impl Server {
             .arg("--schema-registry-listen")
             .arg("127.0.0.1:0")
             .arg("--mqtt-listen")
+            .arg("127.0.0.1:0")
+            .arg("--ksql-listen")
             .arg("127.0.0.1:0")
             .arg("--ready-file")
             .arg(&ready)

@@ -66,7 +66,7 @@ impl Default for MetricsSection {
 }
 
 /// The listeners' names, as `[connections.<name>]` and the ready file know them.
-pub const LISTENERS: &[&str] = &["http", "schema_registry", "mqtt", "mqtt_tls"];
+pub const LISTENERS: &[&str] = &["http", "schema_registry", "mqtt", "mqtt_tls", "ksql"];
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +89,19 @@ pub struct Config {
     pub metrics: MetricsSection,
     /// `[mqtt]`: the MQTT proxy.
     pub mqtt: MqttConfig,
+    /// `[ksql]`: streaming SQL and its ksqlDB-compatible REST API.
+    pub ksql: fleetwatch_sql::config::KsqlConfig,
+    /// `[pii]`: personal-data functions.
+    pub pii: PiiSection,
+}
+
+/// `[pii]`
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PiiSection {
+    /// Named keys of `HASH_PII` (lines `name = base64-key`, at least 16 bytes each); unset:
+    /// `HASH_PII` fails naming this setting.
+    pub hash_key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -102,6 +115,8 @@ impl Default for Config {
             connections: BTreeMap::from([("default".to_string(), ConnectionLimits::default())]),
             metrics: MetricsSection::default(),
             mqtt: MqttConfig::default(),
+            ksql: fleetwatch_sql::config::KsqlConfig::default(),
+            pii: PiiSection::default(),
         }
     }
 }
@@ -152,6 +167,10 @@ impl Config {
             ("http.listen", &self.http.listen),
             ("schema_registry.listen", &self.schema_registry.listen),
         ];
+        self.ksql.validate().map_err(anyhow::Error::msg)?;
+        if self.ksql.enabled {
+            listens.push(("ksql.listen", &self.ksql.listen));
+        }
         if self.mqtt.enabled {
             listens.push(("mqtt.listen", &self.mqtt.listen));
             if self.mqtt.tls_files().is_some() {

@@ -2,7 +2,8 @@
 //! listeners in the ready file, runs them under one supervisor until SIGINT/SIGTERM or until
 //! any one of them ends or panics, then stops the rest and closes the log cleanly.
 //!
-//! Components: `http` (REST Proxy API, `/health`, `/metrics`), `schema_registry`, `mqtt`
+//! Components: `http` (REST Proxy API, `/health`, `/metrics`), `schema_registry`, `ksql`
+//! (the ksqlDB REST API, with the tasks `ksql_engine` and `ksql_streams`), `mqtt`
 //! and `mqtt_tls` (the MQTT proxy, when `[mqtt] enabled`; TLS when certificates are set),
 //! and the tasks `log_maintenance` (embedded log), `schema_registry_tailer`,
 //! `mqtt_retained[<topic>]`, `mqtt_bridge[<name>]` (one per `[[mqtt.bridge]]`),
@@ -147,6 +148,11 @@ async fn run_opened(
     // Bind every listener first: a port in use fails start-up naming its key.
     let http = bind(&config.http.listen, "http.listen").await?;
     let sr = bind(&config.schema_registry.listen, "schema_registry.listen").await?;
+    let ksql_listener = if config.ksql.enabled {
+        Some(bind(&config.ksql.listen, "ksql.listen").await?)
+    } else {
+        None
+    };
     let mqtt_listeners = if config.mqtt.enabled {
         let plain = bind(&config.mqtt.listen, "mqtt.listen").await?;
         let tls = match config.mqtt.tls_files() {
@@ -266,6 +272,65 @@ async fn run_opened(
         conn_metrics.clone(),
         sr_router,
     )?));
+
+    if let Some(listener) = ksql_listener {
+        let hash_keys = match &config.pii.hash_key_file {
+            Some(p) => Some(Arc::new(
+                fleetwatch_pii::HashKeys::load(p)
+                    .map_err(|e| anyhow::anyhow!("pii.hash_key_file: {e}"))?,
+            )),
+            None => None,
+        };
+        let engine = fleetwatch_sql::engine::Engine::new(
+            log.clone(),
+            config
+                .ksql
+                .engine(fleetwatch_sql::functions::FunctionContext { hash_keys }),
+        );
+        let restored = engine
+            .recover()
+            .await
+            .map_err(|e| anyhow::anyhow!("starting the SQL engine (command topic): {e}"))?;
+        tracing::info!(statements = restored, "SQL engine restored");
+        {
+            let e = engine.clone();
+            components.push(Box::new(Task::new("ksql_engine", move |c| async move {
+                e.run(c).await.map_err(|e| Box::new(e) as BoxError)
+            })));
+        }
+        // Open push queries end when the server stops, so the listener can drain.
+        let streams_stop = CancellationToken::new();
+        {
+            let s = streams_stop.clone();
+            components.push(Box::new(Task::new("ksql_streams", move |c| async move {
+                c.cancelled().await;
+                s.cancel();
+                Ok::<(), BoxError>(())
+            })));
+        }
+        let limits = config.limits("ksql");
+        let router = layers(
+            fleetwatch_sql::rest::router(fleetwatch_sql::rest::RestState::new(
+                engine,
+                streams_stop,
+            )),
+            &http_metrics,
+            LayerOptions {
+                server: "ksql",
+                max_body_bytes: config.ksql.max_request_bytes,
+                max_header_bytes: limits.max_header_bytes,
+                shape: fleetwatch_sql::rest::ksql_error,
+            },
+        );
+        components.push(Box::new(HttpServer::new(
+            "ksql",
+            "ksql.listen",
+            listener,
+            limits,
+            conn_metrics.clone(),
+            router,
+        )?));
+    }
 
     if let (Some((plain, tls)), Some(shared)) = (mqtt_listeners, ingest) {
         for t in shared.retained_tasks() {

@@ -17,6 +17,9 @@ pub struct ServeArgs {
     /// Overrides `[mqtt] listen`; same as `--set mqtt.listen=…`.
     #[arg(long, env = "FLEETWATCH_MQTT_LISTEN")]
     pub mqtt_listen: Option<String>,
+    /// Overrides `[ksql] listen`; same as `--set ksql.listen=…`.
+    #[arg(long, env = "FLEETWATCH_KSQL_LISTEN")]
+    pub ksql_listen: Option<String>,
     /// Once every listener is bound, write their addresses here as JSON.
     #[arg(long, env = "FLEETWATCH_READY_FILE")]
     pub ready_file: Option<PathBuf>,
@@ -30,6 +33,9 @@ pub fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(l) = a.schema_registry_listen {
         config.schema_registry.listen = l;
+    }
+    if let Some(l) = a.ksql_listen {
+        config.ksql.listen = l;
     }
     if let Some(l) = a.mqtt_listen {
         config.mqtt.listen = l;

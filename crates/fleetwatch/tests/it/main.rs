@@ -10,6 +10,7 @@ mod ingest;
 #[cfg(feature = "kafka")]
 mod kafka_backend;
 mod kill_loop;
+mod ksql;
 mod mqtt;
 mod rest;
 mod schema_registry;
