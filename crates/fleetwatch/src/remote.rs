@@ -36,6 +36,9 @@ pub struct ServerFile {
     pub http: String,
     /// Base URL of the Schema Registry.
     pub schema_registry: String,
+    /// Base URL of the ksqlDB-compatible SQL API (empty when `[ksql]` is off).
+    #[serde(default)]
+    pub ksql: String,
 }
 
 /// `<data_dir>/server.json`.

@@ -390,6 +390,7 @@ async fn run_opened(
             pid: std::process::id(),
             http: url("http"),
             schema_registry: url("schema_registry"),
+            ksql: url("ksql"),
         };
         write_json_atomic(path, &f)?;
     }
