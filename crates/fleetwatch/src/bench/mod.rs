@@ -23,6 +23,7 @@ pub mod produce;
 pub mod recovery;
 pub mod schema;
 pub mod sim;
+pub mod sql;
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};

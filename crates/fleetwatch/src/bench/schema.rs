@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 /// The car sensor record of the reference demo (`schemas/cardata-v1.avsc`).
 pub const CARDATA_V1: &str = include_str!("../../../../schemas/cardata-v1.avsc");
 
-fn cardata_value(i: usize) -> apache_avro::types::Value {
+/// The `i`-th cardata-v1 test value.
+pub fn cardata_value(i: usize) -> apache_avro::types::Value {
     use apache_avro::types::Value as V;
     let f = |base: f32| V::Float(base + (i % 97) as f32 * 0.25);
     let mut fields = vec![

@@ -21,6 +21,29 @@ pub enum Cmd {
     /// The simulator: its generator alone on one pinned core (target ≥ 1,000,000 events/s),
     /// for the fleetwatch record and cardata-v1, then its `log` target.
     Sim(BenchSimArgs),
+    /// Streaming SQL: filter + projection + PII masking on Arrow batches (target ≥ 5 M
+    /// events/s), the JSON and Avro format work, and a persistent query end to end over the
+    /// embedded log (target ≥ 1 M events/s), on one pinned core.
+    Sql(BenchSqlArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchSqlArgs {
+    /// A short run for smoke tests.
+    #[arg(long, env = "FLEETWATCH_BENCH_QUICK")]
+    pub quick: bool,
+    /// Events per phase (default 2,000,000; 20,000 with --quick).
+    #[arg(long)]
+    pub events: Option<usize>,
+    /// Rows per Arrow batch.
+    #[arg(long, default_value_t = 4096)]
+    pub batch_rows: usize,
+    /// CPU to pin to (default: the last one; -1: none).
+    #[arg(long)]
+    pub cpu: Option<i64>,
+    /// A directory for the end-to-end phase's log; `none` skips it.
+    #[arg(long, default_value = "/var/tmp", env = "FLEETWATCH_BENCH_DIR")]
+    pub dir: String,
 }
 
 #[derive(Args, Debug)]
@@ -237,6 +260,26 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                 .build()?
                 .block_on(bench::sim::run(opts))?;
             bench::print(&report, bench::sim::table)
+        }
+        Cmd::Sql(a) => {
+            let cpu = a.cpu.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(0, |n| n.get() as i64 - 1)
+            });
+            let pinned = cpu >= 0 && bench::pin_to_cpu(cpu as usize);
+            let opts = bench::sql::SqlBenchOptions {
+                events: a
+                    .events
+                    .unwrap_or(if a.quick { 20_000 } else { 2_000_000 })
+                    .max(1),
+                batch_rows: a.batch_rows.max(1),
+                dir: (a.dir != "none").then(|| PathBuf::from(&a.dir)),
+                pinned,
+            };
+            let report = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(bench::sql::run(opts))?;
+            bench::print(&report, bench::sql::table)
         }
         Cmd::Mqtt(a) => {
             let mosquitto = match a.mosquitto.as_str() {
