@@ -40,7 +40,7 @@ pub struct RowError {
 
 impl RowError {
     /// An error not (yet) attached to a column.
-    pub(crate) fn new(message: impl Into<String>) -> Self {
+    pub fn new(message: impl Into<String>) -> Self {
         RowError {
             path: String::new(),
             message: message.into(),

@@ -81,6 +81,8 @@ pub struct PersistentQuery {
     pub cancel: CancellationToken,
     /// The plan, for `EXPLAIN`.
     pub plan: Arc<SelectPlan>,
+    /// Where it starts without a checkpoint (`auto.offset.reset` of its statement).
+    pub start: Start,
 }
 
 struct State {
@@ -102,6 +104,7 @@ pub struct Engine {
 
 struct Inner {
     log: Arc<dyn Log>,
+    registry: Option<Arc<fleetwatch_schema::Registry>>,
     config: EngineConfig,
     functions: FunctionRegistry,
     state: Mutex<State>,
@@ -153,10 +156,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Engine {
     /// An engine over `log`; call [`Engine::recover`] then [`Engine::run`].
     pub fn new(log: Arc<dyn Log>, config: EngineConfig) -> Engine {
+        Self::with_registry(log, config, None)
+    }
+
+    /// An engine that reads and writes AVRO and JSON_SR through the schema registry.
+    pub fn with_registry(
+        log: Arc<dyn Log>,
+        config: EngineConfig,
+        registry: Option<Arc<fleetwatch_schema::Registry>>,
+    ) -> Engine {
         let functions = FunctionRegistry::ksql(&config.functions);
         Engine {
             inner: Arc::new(Inner {
                 log,
+                registry,
                 config,
                 functions,
                 state: Mutex::new(State {
@@ -171,6 +184,11 @@ impl Engine {
                 tracker: TaskTracker::new(),
             }),
         }
+    }
+
+    /// The schema registry, if any.
+    pub fn registry(&self) -> Option<Arc<fleetwatch_schema::Registry>> {
+        self.inner.registry.clone()
     }
 
     /// The functions.
@@ -284,7 +302,8 @@ impl Engine {
             checkpoint_topic: self.inner.config.checkpoint_topic(),
             processing_log_topic: self.inner.config.processing_log_topic(),
             checkpoint_interval: self.inner.config.checkpoint_interval,
-            start: Start::Earliest,
+            start: q.start,
+            registry: self.inner.registry.clone(),
         };
         let root = self.inner.cancel.clone();
         self.inner.tracker.spawn(async move {
@@ -407,13 +426,21 @@ impl Engine {
                     )
                 })?;
                 let value_format = p.value_format.ok_or_else(|| SqlError::statement("Statement is missing the 'VALUE_FORMAT' property from the WITH clause. Either provide one or set a default via the 'ksql.persistence.default.format.value' config."))?;
-                if columns.is_empty() {
+                let mut cols = check_columns(name, *kind, columns)?;
+                let mut value_schema_id = None;
+                let wire = matches!(value_format, Format::Avro | Format::JsonSr);
+                if wire {
+                    // Value columns left out: read them from the registry's latest
+                    // `<topic>-value` schema, as ksqlDB does; given: register them.
+                    let (id, inferred) =
+                        self.value_schema(name, &topic, value_format, &cols).await?;
+                    value_schema_id = Some(id);
+                    cols.extend(inferred);
+                } else if cols.iter().all(|c| c.key) {
                     return Err(SqlError::statement(format!(
-                        "{name}: no columns given; reading them from the Schema Registry (VALUE_FORMAT '{}') is not supported yet",
-                        value_format.name()
+                        "{name}: no value columns; only VALUE_FORMAT 'AVRO' or 'JSON_SR' can read them from the Schema Registry"
                     )));
                 }
-                let cols = check_columns(name, *kind, columns)?;
                 let partitions = match self.inner.log.partition_count(&topic).await {
                     Ok(n) => n,
                     Err(LogError::UnknownTopic(_)) => match p.partitions {
@@ -452,13 +479,16 @@ impl Engine {
                     timestamp_format: p.timestamp_format,
                     wrap_single_value: p.wrap_single_value.unwrap_or(true),
                     delimiter: p.delimiter.unwrap_or(b','),
-                    value_schema_id: None,
+                    value_schema_id,
                     partitions,
                     statement: text.to_string(),
                     written_by: None,
                 };
                 // Check the formats can read it.
-                crate::exec::Decoder::new(Arc::new(source.clone()))?;
+                crate::exec::Decoder::with_registry(
+                    Arc::new(source.clone()),
+                    self.inner.registry.clone(),
+                )?;
                 let seq = if replay {
                     self.sequence()
                 } else {
@@ -533,6 +563,15 @@ impl Engine {
                     st.query_counter += 1;
                     format!("CSAS_{}_{}", name, st.query_counter)
                 };
+                let value_schema_id = match value_format {
+                    Format::Avro => Some(self.register_avro(&topic, &plan.value_schema()).await?),
+                    Format::JsonSr => {
+                        return Err(SqlError::statement(
+                            "writing VALUE_FORMAT 'JSON_SR' is not supported yet (use JSON or AVRO)",
+                        ));
+                    }
+                    _ => None,
+                };
                 let sink = Source {
                     name: name.clone(),
                     kind: SourceKind::Stream,
@@ -544,12 +583,12 @@ impl Engine {
                     timestamp_format: None,
                     wrap_single_value: p.wrap_single_value.unwrap_or(true),
                     delimiter: p.delimiter.unwrap_or(b','),
-                    value_schema_id: None,
+                    value_schema_id,
                     partitions,
                     statement: text.to_string(),
                     written_by: Some(id.clone()),
                 };
-                crate::exec::Encoder::new(&plan, key_format, value_format, sink.wrap_single_value)?;
+                crate::exec::encoder_for(&plan, &sink, key_format)?;
                 let seq = if replay {
                     self.sequence()
                 } else {
@@ -559,7 +598,13 @@ impl Engine {
                     .log
                     .ensure_topic(&topic, TopicConfig::with_partitions(partitions))
                     .await?;
-                self.add_query(&id, text, plan, sink);
+                self.add_query(
+                    &id,
+                    text,
+                    plan,
+                    sink,
+                    Start::from_props(props, Start::Latest),
+                );
                 Ok(Outcome::Entity(status(
                     text,
                     &format!("stream/{}/create", quoted(name)),
@@ -620,7 +665,13 @@ impl Engine {
                 } else {
                     self.store(s, props).await?
                 };
-                self.add_query(&id, text, plan, (*sink).clone());
+                self.add_query(
+                    &id,
+                    text,
+                    plan,
+                    (*sink).clone(),
+                    Start::from_props(props, Start::Latest),
+                );
                 Ok(Outcome::Entity(status(
                     text,
                     &format!("stream/{}/create", quoted(target)),
@@ -891,7 +942,115 @@ impl Engine {
         }
     }
 
-    fn add_query(&self, id: &str, text: &str, plan: Arc<SelectPlan>, sink: Source) {
+    fn registry_or_err(&self, what: &str) -> SqlResult<&Arc<fleetwatch_schema::Registry>> {
+        self.inner.registry.as_ref().ok_or_else(|| {
+            SqlError::statement(format!(
+                "{what} needs the schema registry, and this engine has none"
+            ))
+        })
+    }
+
+    /// Registers the Avro schema of value columns under `<topic>-value` (ksqlDB's record
+    /// name); the same schema again gives the same id.
+    async fn register_avro(
+        &self,
+        topic: &str,
+        values: &arrow::datatypes::Schema,
+    ) -> SqlResult<i32> {
+        let reg = self.registry_or_err("VALUE_FORMAT 'AVRO'")?;
+        let schema = fleetwatch_columnar::avro_schema_for(
+            values,
+            "KsqlDataSourceSchema",
+            "io.confluent.ksql.avro_schemas",
+        )
+        .map_err(|e| SqlError::statement(format!("no Avro schema for these columns: {e}")))?;
+        let req = fleetwatch_schema::types::RegisterRequest {
+            schema: schema.to_string(),
+            ..Default::default()
+        };
+        reg.register(&format!("{topic}-value"), &req, false)
+            .await
+            .map_err(|e| {
+                SqlError::statement(format!(
+                    "registering the value schema of {topic} (subject {topic}-value): {e}"
+                ))
+            })
+    }
+
+    /// The value schema of a source in AVRO / JSON_SR: the registry's latest when no value
+    /// column is declared (returned as columns), else the declared ones registered.
+    async fn value_schema(
+        &self,
+        name: &str,
+        topic: &str,
+        format: Format,
+        declared: &[crate::catalog::Column],
+    ) -> SqlResult<(i32, Vec<crate::catalog::Column>)> {
+        let reg = self.registry_or_err(&format!("VALUE_FORMAT '{}'", format.name()))?;
+        let values: Vec<&crate::catalog::Column> = declared.iter().filter(|c| !c.key).collect();
+        if !values.is_empty() {
+            if format == Format::JsonSr {
+                // Reading JSON_SR with declared columns: the payload is plain JSON; any
+                // registered id is accepted.
+                let id = reg
+                    .get_version(&format!("{topic}-value"), "latest", false)
+                    .map(|v| v.id)
+                    .unwrap_or(0);
+                return Ok((id, Vec::new()));
+            }
+            let schema = arrow::datatypes::Schema::new(
+                values
+                    .iter()
+                    .map(|c| arrow::datatypes::Field::new(&c.name, c.ty.to_arrow(), true))
+                    .collect::<Vec<_>>(),
+            );
+            return Ok((self.register_avro(topic, &schema).await?, Vec::new()));
+        }
+        let subject = format!("{topic}-value");
+        let v = reg.get_version(&subject, "latest", false).map_err(|e| {
+            SqlError::statement(format!(
+                "{name}: no value columns given and none in the schema registry: subject {subject}: {e}"
+            ))
+        })?;
+        let fields = match format {
+            Format::Avro => {
+                let parsed = reg
+                    .avro_by_id(v.id)
+                    .map_err(|e| SqlError::statement(format!("{subject}: {e}")))?;
+                fleetwatch_columnar::arrow_schema_from_avro(&parsed.schema, true)
+                    .map_err(|e| SqlError::statement(format!("{subject}: {e}")))?
+                    .fields()
+                    .iter()
+                    .map(|f| (f.name().clone(), f.data_type().clone()))
+                    .collect::<Vec<_>>()
+            }
+            _ => {
+                let doc: serde_json::Value = serde_json::from_str(&v.schema)
+                    .map_err(|e| SqlError::statement(format!("{subject}: {e}")))?;
+                crate::types::columns_from_json_schema(&doc)
+                    .map_err(|e| SqlError::statement(format!("{subject}: {e}")))?
+            }
+        };
+        let mut cols = Vec::with_capacity(fields.len());
+        for (n, t) in fields {
+            if declared.iter().any(|c| c.name == n) {
+                continue; // a declared key column of the same name
+            }
+            let ty = crate::types::SqlType::from_arrow(&t).ok_or_else(|| {
+                SqlError::statement(format!(
+                    "{subject}: field {n} has a type SQL cannot hold ({t})"
+                ))
+            })?;
+            cols.push(crate::catalog::Column {
+                name: n,
+                ty,
+                key: false,
+            });
+        }
+        Ok((v.id, cols))
+    }
+
+    fn add_query(&self, id: &str, text: &str, plan: Arc<SelectPlan>, sink: Source, start: Start) {
         let mut st = lock(&self.inner.state);
         let q = PersistentQuery {
             id: id.to_string(),
@@ -902,6 +1061,7 @@ impl Engine {
             status: Arc::new(Mutex::new(QueryStatus::default())),
             cancel: self.inner.cancel.child_token(),
             plan,
+            start,
         };
         if st.catalog.get(&sink.name).is_none() || sink.written_by.as_deref() == Some(id) {
             st.catalog.put(sink);

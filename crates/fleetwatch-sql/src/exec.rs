@@ -50,6 +50,113 @@ pub struct RowFailure {
     pub message: String,
 }
 
+/// Values in the Schema Registry's wire format: a magic byte, the schema id, the payload.
+/// Avro payloads are decoded by a plan per writer schema id (straight into Arrow); JSON_SR
+/// payloads are JSON.
+struct WireDecoder {
+    registry: Arc<fleetwatch_schema::Registry>,
+    schema: SchemaRef,
+    avro: bool,
+    by_id: std::collections::HashMap<i32, fleetwatch_columnar::AvroDecoder>,
+    json: Option<JsonDecoder>,
+    /// Rows already finished, in arrival order, when the writer schema changed mid-batch.
+    parts: Vec<RecordBatch>,
+    current: Option<i32>,
+}
+
+impl WireDecoder {
+    fn flush_current(&mut self) {
+        if let Some(id) = self.current
+            && let Some(d) = self.by_id.get_mut(&id)
+            && !d.is_empty()
+        {
+            self.parts.push(d.finish());
+        }
+    }
+}
+
+impl RowDecoder for WireDecoder {
+    fn append(&mut self, value: &[u8]) -> Result<(), fleetwatch_columnar::RowError> {
+        let (id, payload) =
+            fleetwatch_schema::wire::unframe(value).map_err(|e| row_error(e.to_string()))?;
+        if !self.avro {
+            return match self.json.as_mut() {
+                Some(j) => j.append(payload),
+                None => Err(row_error("no JSON decoder".into())),
+            };
+        }
+        if self.current != Some(id) {
+            self.flush_current();
+            if !self.by_id.contains_key(&id) {
+                let parsed = self
+                    .registry
+                    .avro_by_id(id)
+                    .map_err(|e| row_error(format!("schema id {id}: {e}")))?;
+                let d = fleetwatch_columnar::AvroDecoder::new(self.schema.clone(), &parsed.schema)
+                    .map_err(|e| {
+                        row_error(format!("schema id {id} does not fit the columns: {e}"))
+                    })?;
+                self.by_id.insert(id, d);
+            }
+            self.current = Some(id);
+        }
+        match self.by_id.get_mut(&id) {
+            Some(d) => d.append(payload),
+            None => Err(row_error(format!("schema id {id}"))),
+        }
+    }
+
+    fn append_null(&mut self) {
+        if let Some(j) = self.json.as_mut() {
+            return j.append_null();
+        }
+        if let Some(d) = self.current.and_then(|id| self.by_id.get_mut(&id)) {
+            return d.append_null();
+        }
+        // No decoder yet: a batch of one all-NULL row of the columns.
+        let cols = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| new_null_array(f.data_type(), 1))
+            .collect();
+        if let Ok(b) = RecordBatch::try_new(self.schema.clone(), cols) {
+            self.parts.push(b);
+        }
+    }
+
+    fn len(&self) -> usize {
+        let cur = self
+            .current
+            .and_then(|id| self.by_id.get(&id))
+            .map_or(0, |d| d.len());
+        self.parts.iter().map(RecordBatch::num_rows).sum::<usize>()
+            + cur
+            + self.json.as_ref().map_or(0, |j| j.len())
+    }
+
+    fn finish(&mut self) -> RecordBatch {
+        if let Some(j) = self.json.as_mut() {
+            return j.finish();
+        }
+        self.flush_current();
+        let parts = std::mem::take(&mut self.parts);
+        match parts.len() {
+            0 => RecordBatch::new_empty(self.schema.clone()),
+            1 => parts
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone())),
+            _ => arrow::compute::concat_batches(&self.schema, &parts)
+                .unwrap_or_else(|_| RecordBatch::new_empty(self.schema.clone())),
+        }
+    }
+}
+
+fn row_error(m: String) -> fleetwatch_columnar::RowError {
+    fleetwatch_columnar::RowError::new(m)
+}
+
 /// Decodes records of a source into batches of its schema.
 pub struct Decoder {
     source: Arc<Source>,
@@ -91,16 +198,59 @@ fn decoder_for(
 }
 
 impl Decoder {
-    /// A decoder for a source's records.
+    /// A decoder for a source's records (AVRO and JSON_SR need [`Decoder::with_registry`]).
     pub fn new(source: Arc<Source>) -> SqlResult<Decoder> {
+        Self::with_registry(source, None)
+    }
+
+    /// A decoder that looks writer schemas up in the registry (AVRO, JSON_SR).
+    pub fn with_registry(
+        source: Arc<Source>,
+        registry: Option<Arc<fleetwatch_schema::Registry>>,
+    ) -> SqlResult<Decoder> {
         let value_schema = source.value_schema();
-        let value = decoder_for(
-            source.value_format,
-            value_schema.clone(),
-            source.wrap_single_value,
-            source.delimiter,
-            &format!("{} values", source.name),
-        )?;
+        let value: Box<dyn RowDecoder + Send> = match (source.value_format, registry) {
+            (Format::Avro | Format::JsonSr, Some(registry)) => {
+                let avro = source.value_format == Format::Avro;
+                Box::new(WireDecoder {
+                    registry,
+                    schema: value_schema.clone(),
+                    avro,
+                    by_id: Default::default(),
+                    json: if avro {
+                        None
+                    } else {
+                        Some(
+                            JsonDecoder::new(
+                                value_schema.clone(),
+                                JsonOptions {
+                                    wrap_single_value: source.wrap_single_value,
+                                },
+                            )
+                            .map_err(|e| {
+                                SqlError::statement(format!("{} values: {e}", source.name))
+                            })?,
+                        )
+                    },
+                    parts: Vec::new(),
+                    current: None,
+                })
+            }
+            (Format::Avro | Format::JsonSr, None) => {
+                return Err(SqlError::statement(format!(
+                    "{}: VALUE_FORMAT '{}' needs the schema registry",
+                    source.name,
+                    source.value_format.name()
+                )));
+            }
+            (f, _) => decoder_for(
+                f,
+                value_schema.clone(),
+                source.wrap_single_value,
+                source.delimiter,
+                &format!("{} values", source.name),
+            )?,
+        };
         let keys: Vec<_> = source.key_columns().collect();
         let key = if keys.is_empty() {
             None
@@ -383,6 +533,23 @@ fn failure(batch: &RecordBatch, row: usize, message: String) -> RowFailure {
     }
 }
 
+/// The encoder of a plan's output into a sink, by the sink's formats (AVRO with the schema
+/// id registered for it).
+pub fn encoder_for(plan: &SelectPlan, sink: &Source, key_format: Format) -> SqlResult<Encoder> {
+    match sink.value_format {
+        Format::Avro => {
+            let id = sink.value_schema_id.ok_or_else(|| {
+                SqlError::statement(format!(
+                    "{}: no registered AVRO value schema to write with",
+                    sink.name
+                ))
+            })?;
+            Encoder::new_avro(plan, key_format, sink.wrap_single_value, id)
+        }
+        f => Encoder::new(plan, key_format, f, sink.wrap_single_value),
+    }
+}
+
 /// Encodes output rows as records of a sink: key columns to the key, the rest to the value.
 pub struct Encoder {
     value: Box<dyn RowEncoder + Send>,
@@ -395,6 +562,9 @@ pub struct Encoder {
     ends: Vec<usize>,
     kbuf: Vec<u8>,
     kends: Vec<usize>,
+    /// Values are framed in the registry's wire format with this schema id.
+    wire_id: Option<i32>,
+    framed: Vec<u8>,
 }
 
 impl Encoder {
@@ -471,7 +641,26 @@ impl Encoder {
             ends: Vec::new(),
             kbuf: Vec::new(),
             kends: Vec::new(),
+            wire_id: None,
+            framed: Vec::new(),
         })
+    }
+
+    /// An encoder writing values as Avro in the registry's wire format under `schema_id`
+    /// (the schema [`fleetwatch_columnar::avro_schema_for`] gives for the value columns).
+    pub fn new_avro(
+        plan: &SelectPlan,
+        key_format: Format,
+        wrap_single_value: bool,
+        schema_id: i32,
+    ) -> SqlResult<Encoder> {
+        let mut e = Encoder::new(plan, key_format, Format::Json, wrap_single_value)?;
+        e.value = Box::new(
+            fleetwatch_columnar::AvroEncoder::new(&e.value_schema)
+                .map_err(|err| SqlError::statement(format!("writing AVRO: {err}")))?,
+        );
+        e.wire_id = Some(schema_id);
+        Ok(e)
     }
 
     /// The records of one output batch, with the given timestamps.
@@ -490,6 +679,20 @@ impl Encoder {
         self.value
             .encode(&values, &mut self.buf, &mut self.ends)
             .map_err(|e| SqlError::statement(format!("writing a value: {e}")))?;
+        if let Some(id) = self.wire_id {
+            // Prefix every value with the magic byte and the schema id.
+            self.framed.clear();
+            self.framed.reserve(self.buf.len() + 5 * n);
+            let mut start = 0;
+            for e in self.ends.iter_mut() {
+                self.framed.push(0);
+                self.framed.extend_from_slice(&id.to_be_bytes());
+                self.framed.extend_from_slice(&self.buf[start..*e]);
+                start = *e;
+                *e = self.framed.len();
+            }
+            std::mem::swap(&mut self.buf, &mut self.framed);
+        }
         let buf = Bytes::from(std::mem::take(&mut self.buf));
         let mut keys: Option<(Bytes, Vec<usize>, Vec<bool>)> = None;
         if let Some(k) = self.key.as_mut() {

@@ -12,7 +12,7 @@
 
 use crate::catalog::{Format, Source};
 use crate::error::{SqlError, SqlResult};
-use crate::exec::{Decoder, Encoder, Evaluator, RowFailure};
+use crate::exec::{Decoder, Evaluator, RowFailure};
 use crate::functions::FunctionRegistry;
 use crate::plan::SelectPlan;
 use arrow::array::{Array, Int64Array, RecordBatch};
@@ -101,6 +101,8 @@ pub struct QueryContext {
     pub checkpoint_interval: Duration,
     /// Where to start without a checkpoint.
     pub start: Start,
+    /// The schema registry (AVRO, JSON_SR).
+    pub registry: Option<Arc<fleetwatch_schema::Registry>>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -362,14 +364,9 @@ async fn run_once(ctx: &QueryContext) -> SqlResult<()> {
         )
         .await?;
     }
-    let mut decoder = Decoder::new(source.clone())?;
+    let mut decoder = Decoder::with_registry(source.clone(), ctx.registry.clone())?;
     let evaluator = Evaluator::new(ctx.plan.clone());
-    let mut encoder = Encoder::new(
-        &ctx.plan,
-        ctx.sink.key_format,
-        ctx.sink.value_format,
-        ctx.sink.wrap_single_value,
-    )?;
+    let mut encoder = crate::exec::encoder_for(&ctx.plan, &ctx.sink, ctx.sink.key_format)?;
     let mut sub = TopicSubscription::new(log.clone(), source.topic.clone(), positions.clone());
     let mut last_checkpoint = Instant::now();
     let mut dirty = false;
@@ -479,6 +476,7 @@ impl RowStream {
         pull: bool,
         processing_log: String,
         id: String,
+        registry: Option<Arc<fleetwatch_schema::Registry>>,
     ) -> SqlResult<RowStream> {
         let source = plan.source.clone();
         let n = log.partition_count(&source.topic).await?;
@@ -498,7 +496,7 @@ impl RowStream {
         }
         Ok(RowStream {
             sub: TopicSubscription::new(log.clone(), source.topic.clone(), positions),
-            decoder: Decoder::new(source)?,
+            decoder: Decoder::with_registry(source, registry)?,
             remaining: plan.limit,
             evaluator: Evaluator::new(plan),
             encoder: JsonEncoder::new(JsonOptions {
@@ -669,12 +667,7 @@ pub async fn insert_values(
         .downcast_ref::<Int64Array>()
         .map_or(0, |a| a.value(0));
     let plan_like = crate::plan::columns_plan(&Arc::new(sink.clone()), &batch)?;
-    let mut enc = Encoder::new(
-        &plan_like,
-        key_format,
-        sink.value_format,
-        sink.wrap_single_value,
-    )?;
+    let mut enc = crate::exec::encoder_for(&plan_like, sink, key_format)?;
     let out = RecordBatch::try_new(plan_like.schema(), batch.columns()[3..].to_vec())
         .map_err(|e| SqlError::Internal(e.to_string()))?;
     let recs = enc.encode(&out, &[rowtime])?;
@@ -735,12 +728,7 @@ pub async fn insert_json_row(
     } else {
         Format::None
     };
-    let mut enc = Encoder::new(
-        &plan_like,
-        key_format,
-        sink.value_format,
-        sink.wrap_single_value,
-    )?;
+    let mut enc = crate::exec::encoder_for(&plan_like, sink, key_format)?;
     let out = RecordBatch::try_new(plan_like.schema(), batch.columns().to_vec())
         .map_err(|e| SqlError::Internal(e.to_string()))?;
     for r in enc.encode(&out, &[rowtime])? {

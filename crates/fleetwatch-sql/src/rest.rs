@@ -281,6 +281,7 @@ async fn stream_select(
         pull,
         s.engine.config().processing_log_topic(),
         id.clone(),
+        s.engine.registry(),
     )
     .await
     {

@@ -181,6 +181,87 @@ impl fmt::Display for SqlType {
     }
 }
 
+/// The columns ksqlDB reads from a JSON Schema document (`JSON_SR`): the top-level
+/// `properties`, names upper-cased; `string` → STRING, `integer` → BIGINT, `number` →
+/// DOUBLE, `boolean` → BOOLEAN, `array` → ARRAY of its `items`, `object` with
+/// `properties` → STRUCT, with only `additionalProperties` → MAP<STRING, …>; a
+/// `["null", T]` type or `oneOf` with null is T.
+pub fn columns_from_json_schema(
+    doc: &serde_json::Value,
+) -> Result<Vec<(String, DataType)>, String> {
+    let props = doc
+        .get("properties")
+        .and_then(serde_json::Value::as_object)
+        .ok_or("the JSON Schema has no top-level \"properties\"")?;
+    props
+        .iter()
+        .map(|(n, s)| Ok((n.to_uppercase(), json_schema_type(s, n)?.to_arrow())))
+        .collect()
+}
+
+fn json_schema_type(s: &serde_json::Value, at: &str) -> Result<SqlType, String> {
+    use serde_json::Value;
+    let ty = match s.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .ok_or_else(|| format!("{at}: only null in its type"))?
+            .to_string(),
+        _ => {
+            if let Some(alts) = s
+                .get("oneOf")
+                .or_else(|| s.get("anyOf"))
+                .and_then(Value::as_array)
+            {
+                let non_null: Vec<&Value> = alts
+                    .iter()
+                    .filter(|a| a.get("type").and_then(Value::as_str) != Some("null"))
+                    .collect();
+                if let [one] = non_null[..] {
+                    return json_schema_type(one, at);
+                }
+            }
+            return Err(format!("{at}: a type SQL cannot read (no single \"type\")"));
+        }
+    };
+    Ok(match ty.as_str() {
+        "string" => SqlType::String,
+        "integer" => SqlType::BigInt,
+        "number" => SqlType::Double,
+        "boolean" => SqlType::Boolean,
+        "array" => SqlType::Array(Box::new(match s.get("items") {
+            Some(i) => json_schema_type(i, at)?,
+            None => return Err(format!("{at}: an array without \"items\"")),
+        })),
+        "object" => match s.get("properties").and_then(Value::as_object) {
+            Some(p) => SqlType::Struct(
+                p.iter()
+                    .map(|(n, f)| {
+                        Ok((
+                            n.to_uppercase(),
+                            json_schema_type(f, &format!("{at}->{n}"))?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?,
+            ),
+            None => match s.get("additionalProperties") {
+                Some(v @ Value::Object(_)) => SqlType::Map(
+                    Box::new(SqlType::String),
+                    Box::new(json_schema_type(v, at)?),
+                ),
+                _ => return Err(format!("{at}: an object without properties")),
+            },
+        },
+        other => {
+            return Err(format!(
+                "{at}: the JSON Schema type {other:?} has no SQL type"
+            ));
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -392,10 +392,10 @@ mod tests {
             "{err:#}"
         );
         let err = Config::default()
-            .apply_overrides(&["connections.ksql.max_connections=7".into()])
+            .apply_overrides(&["connections.kserve.max_connections=7".into()])
             .unwrap_err();
         assert!(
-            format!("{err:#}").contains("no listener is called \"ksql\""),
+            format!("{err:#}").contains("no listener is called \"kserve\""),
             "{err:#}"
         );
     }

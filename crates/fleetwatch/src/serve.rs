@@ -172,6 +172,7 @@ async fn run_opened(
         .build(log.clone())
         .await
         .context("opening the schema registry (_schemas topic)")?;
+    let sql_registry = registry.clone();
     {
         let r = registry.clone();
         components.push(Box::new(Task::new(
@@ -281,11 +282,12 @@ async fn run_opened(
             )),
             None => None,
         };
-        let engine = fleetwatch_sql::engine::Engine::new(
+        let engine = fleetwatch_sql::engine::Engine::with_registry(
             log.clone(),
             config
                 .ksql
                 .engine(fleetwatch_sql::functions::FunctionContext { hash_keys }),
+            Some(sql_registry),
         );
         let restored = engine
             .recover()

@@ -328,3 +328,109 @@ fn a_persistent_query_killed_mid_stream_writes_what_an_uninterrupted_run_writes(
     );
     assert_eq!(got, expected);
 }
+
+const AVRO_CLIENT: &str = r#"
+import base64, json, sys, time
+import requests
+from confluent_kafka.schema_registry import SchemaRegistryClient, Schema
+from confluent_kafka.schema_registry.avro import AvroSerializer, AvroDeserializer
+from confluent_kafka.serialization import SerializationContext, MessageField
+sr_url, rest, ksql, avsc = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+sr = SchemaRegistryClient({"url": sr_url})
+ser = AvroSerializer(sr, avsc)
+ctx = SerializationContext("cardata", MessageField.VALUE)
+rows = [{"time": 1796000000 + i, "car": "car-%d" % i, "speed": 10.0 * i, "coolant_temp": 90.5} for i in range(6)]
+blobs = [ser(r, ctx) for r in rows]
+r = requests.post(rest + "/topics/cardata", headers={"Content-Type": "application/vnd.kafka.binary.v2+json"},
+                  json={"records": [{"key": base64.b64encode(r["car"].encode()).decode(), "value": base64.b64encode(b).decode()} for r, b in zip(rows, blobs)]})
+assert r.status_code == 200, r.text
+def ksql_(sql):
+    r = requests.post(ksql + "/ksql", json={"ksql": sql, "streamsProperties": {"auto.offset.reset": "earliest"}})
+    return r.status_code, r.json()
+out = {}
+# Columns left out: read from the registry's latest cardata-value schema.
+out["create"] = ksql_("CREATE STREAM cardata (car_key STRING KEY) WITH (kafka_topic='cardata', value_format='AVRO');")
+out["describe"] = ksql_("DESCRIBE cardata;")
+out["csas"] = ksql_("CREATE STREAM fast_cars WITH (kafka_topic='fast_cars', value_format='AVRO') AS SELECT car_key, MASK_KEEP_LEFT(car, 4) AS car, speed, coolant_temp FROM cardata WHERE speed >= 30 EMIT CHANGES;")
+# Read the sink back as a Confluent client would: its registered schema, its wire format.
+de = AvroDeserializer(sr)
+got = []
+requests.post(rest + "/consumers/avro", headers={"Content-Type": "application/vnd.kafka.v2+json"}, json={"name": "c", "format": "binary", "auto.offset.reset": "earliest"}).raise_for_status()
+requests.post(rest + "/consumers/avro/instances/c/subscription", json={"topics": ["fast_cars"]}).raise_for_status()
+deadline = time.time() + 20
+while len(got) < 3 and time.time() < deadline:
+    r = requests.get(rest + "/consumers/avro/instances/c/records?timeout=500", headers={"Accept": "application/vnd.kafka.binary.v2+json"})
+    for rec in r.json():
+        got.append({"key": base64.b64decode(rec["key"]).decode(), "value": de(base64.b64decode(rec["value"]), SerializationContext("fast_cars", MessageField.VALUE))})
+out["sink"] = sorted(got, key=lambda g: g["key"])
+out["subject"] = sr.get_latest_version("fast_cars-value").schema.schema_str
+# A pull query over the Avro source, and a bad datum in the middle goes to the processing log.
+requests.post(rest + "/topics/cardata", headers={"Content-Type": "application/vnd.kafka.binary.v2+json"},
+              json={"records": [{"value": base64.b64encode(b"\x00\x00\x00\x00\x01garbage").decode()}]}).raise_for_status()
+r = requests.post(ksql + "/query", json={"ksql": "SELECT car, speed FROM cardata;"})
+out["pull"] = [x["row"]["columns"] for x in r.json() if "row" in x]
+print(json.dumps(out))
+"#;
+
+#[test]
+fn avro_sources_take_their_columns_from_the_registry_and_avro_sinks_register_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &dir.path().join("data"),
+        &["--set", "http.auto_create_partitions=2"],
+    );
+    let avsc = r#"{"type":"record","name":"cardata","namespace":"com.hivemq.avro","fields":[{"name":"time","type":"long"},{"name":"car","type":"string"},{"name":"speed","type":"float"},{"name":"coolant_temp","type":["null","float"],"default":null}]}"#;
+    let out = py(
+        AVRO_CLIENT,
+        &[
+            &format!("http://{}", s.addr("schema_registry")),
+            s.url("").trim_end_matches('/'),
+            &format!("http://{}", s.addr("ksql")),
+            avsc,
+        ],
+    );
+    assert_eq!(out["create"][0], 200, "{out}");
+    let fields: Vec<String> = out["describe"][1][0]["sourceDescription"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["name"].as_str().unwrap(),
+                f["schema"]["type"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "CAR_KEY STRING",
+            "TIME BIGINT",
+            "CAR STRING",
+            "SPEED DOUBLE",
+            "COOLANT_TEMP DOUBLE"
+        ],
+        "{out}"
+    );
+    assert_eq!(out["csas"][0], 200, "{out}");
+    let sink = out["sink"].as_array().unwrap();
+    assert_eq!(sink.len(), 3, "{out}");
+    assert_eq!(sink[0]["key"], "car-3");
+    assert_eq!(
+        sink[0]["value"],
+        json!({"CAR": "car-n", "SPEED": 30.0, "COOLANT_TEMP": 90.5}),
+        "{out}"
+    );
+    assert_eq!(sink[2]["key"], "car-5");
+    assert!(
+        out["subject"]
+            .as_str()
+            .unwrap()
+            .contains("KsqlDataSourceSchema"),
+        "{out}"
+    );
+    // The pull query reads every good datum; the garbage one is skipped.
+    assert_eq!(out["pull"].as_array().unwrap().len(), 6, "{out}");
+    s.stop();
+}
