@@ -25,6 +25,7 @@ pub(super) fn all(ctx: &FunctionContext) -> Vec<Arc<dyn Udf>> {
     v.push(Arc::new(ExtractJsonField::new()));
     v.push(Arc::new(GeoDistance::new()));
     v.extend(super::datetime::all());
+    v.extend(super::math::all());
     v
 }
 
