@@ -212,7 +212,11 @@ fn parse_check(line: &str) -> Result<(String, Check), String> {
         ),
         "~" => Check::Contains(value.to_string()),
         "!~" => Check::NotContains(value.to_string()),
-        "#" => Check::Len(value.parse().map_err(|_| format!("{value:?}: not a count"))?),
+        "#" => Check::Len(
+            value
+                .parse()
+                .map_err(|_| format!("{value:?}: not a count"))?,
+        ),
         other => return Err(format!("unknown operator {other:?} (= ~ !~ #)")),
     };
     Ok((pointer.to_string(), check))
@@ -294,7 +298,8 @@ fn parse_script(name: &str, text: &str) -> Result<Script, String> {
                     let (k, v) = rest
                         .split_once('|')
                         .ok_or_else(|| err(format!("expected KEY|VALUE: {l:?}")))?;
-                    let mut r = Record::new(parse_bytes(k).map_err(err)?, parse_bytes(v).map_err(err)?);
+                    let mut r =
+                        Record::new(parse_bytes(k).map_err(err)?, parse_bytes(v).map_err(err)?);
                     if let Some(t) = t {
                         r = r.with_timestamp(t);
                     }
@@ -312,7 +317,11 @@ fn parse_script(name: &str, text: &str) -> Result<Script, String> {
                 let error = match words.get(1).copied() {
                     Some("ok") => None,
                     Some("error") => {
-                        let s = head.trim_start().strip_prefix("statement").unwrap().trim_start();
+                        let s = head
+                            .trim_start()
+                            .strip_prefix("statement")
+                            .unwrap()
+                            .trim_start();
                         let s = s.strip_prefix("error").unwrap().trim();
                         if s.is_empty() {
                             return Err(err("statement error needs a substring".into()));
@@ -402,10 +411,12 @@ fn parse_script(name: &str, text: &str) -> Result<Script, String> {
             directive,
         });
     }
-    if !steps
-        .iter()
-        .any(|s| matches!(s.directive, Directive::Statement { .. } | Directive::Query { .. }))
-    {
+    if !steps.iter().any(|s| {
+        matches!(
+            s.directive,
+            Directive::Statement { .. } | Directive::Query { .. }
+        )
+    }) {
         return Err(format!("{name}: no statements"));
     }
     Ok(Script {
@@ -425,7 +436,11 @@ fn load_scripts() -> Vec<Script> {
         .filter(|p| p.extension().is_some_and(|e| e == "sql"))
         .collect();
     paths.sort();
-    assert!(!paths.is_empty(), "no scripts in {}", scripts_dir().display());
+    assert!(
+        !paths.is_empty(),
+        "no scripts in {}",
+        scripts_dir().display()
+    );
     let filter = std::env::var("GOLDEN").ok();
     paths
         .iter()
@@ -455,7 +470,11 @@ impl Prefixed {
     }
 
     fn strip(&self, e: LogError) -> LogError {
-        let s = |n: String| n.strip_prefix(&self.prefix).map(str::to_string).unwrap_or(n);
+        let s = |n: String| {
+            n.strip_prefix(&self.prefix)
+                .map(str::to_string)
+                .unwrap_or(n)
+        };
         match e {
             LogError::UnknownTopic(n) => LogError::UnknownTopic(s(n)),
             LogError::TopicExists(n) => LogError::TopicExists(s(n)),
@@ -512,7 +531,12 @@ impl LogAdmin for Prefixed {
 
 #[async_trait]
 impl LogData for Prefixed {
-    async fn append(&self, topic: &str, partition: i32, records: &[Record]) -> LogResult<AppendAck> {
+    async fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[Record],
+    ) -> LogResult<AppendAck> {
         self.inner
             .append(&self.t(topic), partition, records)
             .await
@@ -564,8 +588,6 @@ impl LogGroups for Prefixed {
         })
     }
 }
-
-
 
 // ---------------------------------------------------------------------------------------
 // Running
@@ -692,7 +714,12 @@ fn check_outcomes(outcomes: &Value, checks: &[(String, Check)]) -> Result<(), St
     Ok(())
 }
 
-fn compare(what: &str, mut got: Vec<String>, mut want: Vec<String>, ordered: bool) -> Result<(), String> {
+fn compare(
+    what: &str,
+    mut got: Vec<String>,
+    mut want: Vec<String>,
+    ordered: bool,
+) -> Result<(), String> {
     if !ordered {
         got.sort();
         want.sort();
@@ -771,9 +798,9 @@ impl Runner {
                 };
                 for r in records {
                     let p = partition.unwrap_or_else(|| {
-                        r.key.as_ref().map_or(0, |k| {
-                            fleetwatch_core::partitioner::partition_for_key(k, n)
-                        })
+                        r.key
+                            .as_ref()
+                            .map_or(0, |k| fleetwatch_core::partitioner::partition_for_key(k, n))
                     });
                     self.log
                         .append(topic, p, std::slice::from_ref(r))
@@ -805,7 +832,9 @@ impl Runner {
                         check_outcomes(&v, checks)?;
                     }
                     (Ok(_), Some(want)) => {
-                        return Err(format!("succeeded, but an error with {want:?} was expected"));
+                        return Err(format!(
+                            "succeeded, but an error with {want:?} was expected"
+                        ));
                     }
                     (Err((e, text)), None) => return Err(format!("failed: {e} (in {text:?})")),
                     (Err((e, _)), Some(want)) => {
@@ -950,13 +979,19 @@ impl Runner {
                 }
                 break;
             }
-            let next = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), rows.next())
-                .await;
+            let next = tokio::time::timeout(
+                deadline.saturating_duration_since(Instant::now()),
+                rows.next(),
+            )
+            .await;
             match next {
                 Err(_) => {
                     return Err(format!(
                         "the query did not finish within 10 s; rows so far: {}",
-                        out.iter().map(Value::to_string).collect::<Vec<_>>().join(", ")
+                        out.iter()
+                            .map(Value::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ));
                 }
                 Ok(Err(e)) => return Err(format!("query failed: {e}")),
@@ -972,7 +1007,9 @@ async fn make_log(backend: Backend, idx: usize) -> (Arc<dyn Log>, Option<tempfil
     match backend {
         Backend::Embedded => {
             let dir = tempfile::tempdir().unwrap();
-            let log = fleetwatch_log::EmbeddedConfig::at(dir.path()).build().unwrap();
+            let log = fleetwatch_log::EmbeddedConfig::at(dir.path())
+                .build()
+                .unwrap();
             (Arc::new(log), Some(dir))
         }
         Backend::Kafka => {
@@ -1010,7 +1047,9 @@ async fn run_script(backend: Backend, idx: usize, script: &Script) -> Result<Dur
     };
     let mut result = Ok(());
     for s in &script.steps {
-        if runner.running.is_none() && !matches!(s.directive, Directive::HashKeys(_) | Directive::File { .. }) {
+        if runner.running.is_none()
+            && !matches!(s.directive, Directive::HashKeys(_) | Directive::File { .. })
+        {
             match start(&runner.log, &runner.config).await {
                 Ok((r, _)) => runner.running = Some(r),
                 Err(e) => {
@@ -1124,7 +1163,11 @@ fn every_registered_function_is_called_by_a_script() {
 
 #[test]
 fn the_script_format_rejects_what_it_cannot_check() {
-    assert!(parse_script("x", "SELECT 1;").unwrap_err().contains("outside a directive"));
+    assert!(
+        parse_script("x", "SELECT 1;")
+            .unwrap_err()
+            .contains("outside a directive")
+    );
     assert!(
         parse_script("x", "--@ query\nSELECT * FROM s;")
             .unwrap_err()
@@ -1144,8 +1187,14 @@ fn the_script_format_rejects_what_it_cannot_check() {
     assert!(!calls("select mask_left_x(x, 1)", "MASK_LEFT"));
     assert!(!calls("select xmask(x)", "MASK"));
     assert_eq!(show_bytes(Some(&[0, 0, 0, 5])), "hex:00000005");
-    assert_eq!(parse_bytes("hex:00000005").unwrap().unwrap().as_ref(), &[0, 0, 0, 5]);
+    assert_eq!(
+        parse_bytes("hex:00000005").unwrap().unwrap().as_ref(),
+        &[0, 0, 0, 5]
+    );
     let v = serde_json::json!([{"fields": [{"name": "A", "type": "KEY"}]}]);
-    assert_eq!(pointer(&v, "/0/fields/[name=A]/type"), Some(&Value::from("KEY")));
+    assert_eq!(
+        pointer(&v, "/0/fields/[name=A]/type"),
+        Some(&Value::from("KEY"))
+    );
     assert!(check_outcomes(&v, &[("/0/fields".into(), Check::Len(2))]).is_err());
 }
