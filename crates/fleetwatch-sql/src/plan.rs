@@ -363,8 +363,11 @@ pub fn plan_select(
     let pctx = PhysicalPlanningContext::default();
     // Functions that DataFusion only ever runs rewritten (`coalesce`, `nvl` become CASE)
     // need the simplifier's rewrite before they are made physical.
-    let simplifier =
-        ExprSimplifier::new(SimplifyContext::default().with_schema(Arc::new(input.clone())));
+    let simplifier = ExprSimplifier::new(
+        SimplifyContext::builder()
+            .with_schema(Arc::new(input.clone()))
+            .build(),
+    );
     let physical = |e: &Expr| {
         let e = simplifier.simplify(e.clone())?;
         datafusion_physical_expr::create_physical_expr(&e, &input, &props, &pctx)

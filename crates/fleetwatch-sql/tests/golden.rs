@@ -18,6 +18,7 @@
 //! | `--@ query [ordered]` | one `SELECT`, then `----`, then the expected rows, one JSON array per line. Without `EMIT CHANGES` it is a pull query (to the end of the source as it is now); with it a push query, which must have a `LIMIT` of the expected row count or is read until that many rows came. Rows compare as a multiset unless `ordered` |
 //! | `--@ output <topic> [ordered] [partition=N] [partitions] [timestamps]` | the topic's whole content, one record per line as in `input` (`P\|` first with `partitions`, then `TS\|` with `timestamps`). Waits up to 10 s for that many records, then 300 ms more for any extra. Lines compare as a multiset unless `ordered` (then partition by partition, in offset order) |
 //! | `--@ processing-log <n>` | exactly `n` new entries in the processing log (since the last `processing-log`); each body line is a substring that must occur in a distinct one of them |
+//! | `--@ only embedded\|kafka <reason>` | (none) the rest of the script runs only on that backend; the other prints `SKIPPED` with the reason (for a known backend gap, which the report must name) |
 //! | `--@ restart [commands=N]` | stops the engine, builds a new one on the same log, `recover()`s (returning `N` commands when given) and runs it: persistent queries resume from their checkpoints |
 //!
 //! Outcome checks (after `----` of a `statement ok`) are `POINTER OP VALUE` lines. `POINTER`
@@ -106,6 +107,11 @@ enum Directive {
     },
     Restart {
         commands: Option<usize>,
+    },
+    /// The rest of the script runs only on this backend; the others print the reason.
+    Only {
+        backend: Backend,
+        reason: String,
     },
 }
 
@@ -403,6 +409,18 @@ fn parse_script(name: &str, text: &str) -> Result<Script, String> {
                 Directive::Restart {
                     commands: o.num("commands").map_err(err)?,
                 }
+            }
+            "only" => {
+                let backend = match words.get(1).copied() {
+                    Some("embedded") => Backend::Embedded,
+                    Some("kafka") => Backend::Kafka,
+                    _ => return Err(err("only embedded|kafka <reason>".into())),
+                };
+                let reason = words[2..].join(" ");
+                if reason.is_empty() {
+                    return Err(err("`only` needs a reason".into()));
+                }
+                Directive::Only { backend, reason }
             }
             other => return Err(err(format!("unknown directive {other:?}"))),
         };
@@ -928,6 +946,7 @@ impl Runner {
                 }
                 self.plog_seen = all.len();
             }
+            Directive::Only { .. } => {}
             Directive::Restart { commands } => {
                 if let Some(r) = self.running.take() {
                     stop(r).await?;
@@ -1047,6 +1066,16 @@ async fn run_script(backend: Backend, idx: usize, script: &Script) -> Result<Dur
     };
     let mut result = Ok(());
     for s in &script.steps {
+        if let Directive::Only { backend: b, reason } = &s.directive {
+            if *b != backend {
+                eprintln!(
+                    "golden {backend:?} {}:{}: SKIPPED from here: {reason}",
+                    script.name, s.line
+                );
+                break;
+            }
+            continue;
+        }
         if runner.running.is_none()
             && !matches!(s.directive, Directive::HashKeys(_) | Directive::File { .. })
         {
