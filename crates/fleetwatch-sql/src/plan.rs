@@ -22,6 +22,7 @@ use datafusion_expr::{
     AggregateUDF, Expr, HigherOrderUDF, LogicalPlan, ScalarUDF, TableSource, WindowUDF,
 };
 use datafusion_optimizer::analyzer::Analyzer;
+use datafusion_optimizer::simplify_expressions::{ExprSimplifier, SimplifyContext};
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_sql::planner::{ParserOptions, SqlToRel};
 use datafusion_sql::sqlparser::ast::{self, SelectItem, SetExpr, TableFactor};
@@ -270,6 +271,9 @@ fn single_source(q: &ast::Query) -> SqlResult<(String, Option<String>)> {
     }
 }
 
+/// The prefix of placeholder names of unaliased computed columns.
+const AUTO_NAME: &str = "__FLEETWATCH_AUTO_";
+
 /// Replaces `*` and `alias.*` with the source's key and value columns (not the
 /// pseudo-columns), as ksqlDB expands them.
 fn expand_wildcards(q: &mut ast::Query, source: &Source) {
@@ -285,6 +289,20 @@ fn expand_wildcards(q: &mut ast::Query, source: &Source) {
                         ast::Ident::with_quote('"', &c.name),
                     )));
                 }
+            }
+            // A computed expression without an alias gets a placeholder name, so that two of
+            // them DataFusion would name alike (`CAST(x AS INT)`, `CAST(x AS STRING)`) do not
+            // collide; it becomes `KSQL_COL_n` below.
+            SelectItem::UnnamedExpr(e)
+                if !matches!(
+                    e,
+                    ast::Expr::Identifier(_)
+                        | ast::Expr::CompoundIdentifier(_)
+                        | ast::Expr::CompoundFieldAccess { .. }
+                ) =>
+            {
+                let alias = ast::Ident::new(format!("{AUTO_NAME}{}", items.len()));
+                items.push(SelectItem::ExprWithAlias { expr: e, alias });
             }
             other => items.push(other),
         }
@@ -343,8 +361,17 @@ pub fn plan_select(
     )?;
     let props = ExecutionProps::new();
     let pctx = PhysicalPlanningContext::default();
-    let physical =
-        |e: &Expr| datafusion_physical_expr::create_physical_expr(e, &input, &props, &pctx);
+    // Functions that DataFusion only ever runs rewritten (`coalesce`, `nvl` become CASE)
+    // need the simplifier's rewrite before they are made physical.
+    let simplifier = ExprSimplifier::new(
+        SimplifyContext::builder()
+            .with_schema(Arc::new(input.clone()))
+            .build(),
+    );
+    let physical = |e: &Expr| {
+        let e = simplifier.simplify(e.clone())?;
+        datafusion_physical_expr::create_physical_expr(&e, &input, &props, &pctx)
+    };
 
     // Projection → [Filter] → [SubqueryAlias] → TableScan.
     let LogicalPlan::Projection(projection) = &plan else {
@@ -377,7 +404,10 @@ pub fn plan_select(
     let mut names = std::collections::BTreeSet::new();
     for (i, e) in projection.expr.iter().enumerate() {
         let (inner, alias) = match e {
-            Expr::Alias(a) => (a.expr.as_ref(), Some(a.name.clone())),
+            Expr::Alias(a) => (
+                a.expr.as_ref(),
+                Some(a.name.clone()).filter(|n| !n.starts_with(AUTO_NAME)),
+            ),
             other => (other, None),
         };
         let name = match alias.or_else(|| natural_name(inner)) {

@@ -253,18 +253,6 @@ pub(super) fn register(r: &mut FunctionRegistry) {
         ),
         (
             doc(
-                "ROUND",
-                M,
-                "Rounds half away from zero, optionally to a number of decimal places.",
-                vec![
-                    v(&[("x", T::Double)], "DOUBLE"),
-                    v(&[("x", T::Double), ("places", T::Int)], "DOUBLE"),
-                ],
-            ),
-            "round",
-        ),
-        (
-            doc(
                 "SQRT",
                 M,
                 "The square root.",
@@ -298,15 +286,6 @@ pub(super) fn register(r: &mut FunctionRegistry) {
                 vec![v(&[("x", T::Double), ("y", T::Double)], "DOUBLE")],
             ),
             "power",
-        ),
-        (
-            doc(
-                "SIGN",
-                M,
-                "-1, 0 or 1 by the sign of x.",
-                vec![v(&[("x", T::Double)], "DOUBLE")],
-            ),
-            "signum",
         ),
         (
             doc(

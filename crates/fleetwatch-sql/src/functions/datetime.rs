@@ -289,6 +289,11 @@ impl Udf for ToString {
 
     fn invoke(&self, args: &[ColumnarValue], rows: usize) -> DfResult<ColumnarValue> {
         let name = self.doc.name;
+        let input = array(&args[0], rows)?;
+        if input.null_count() == rows {
+            // NULL in, NULL out, whatever the pattern and zone (as in ksqlDB).
+            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
+        }
         let dummy = JavaFormat {
             strftime: String::new(),
             has_zone: false,
@@ -300,7 +305,6 @@ impl Udf for ToString {
         ) else {
             return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
         };
-        let input = array(&args[0], rows)?;
         let ms: Vec<Option<i64>> = match input.data_type() {
             DataType::Timestamp(TimeUnit::Millisecond, _) => input
                 .as_primitive::<TimestampMillisecondType>()
@@ -377,6 +381,18 @@ impl Udf for FromString {
 
     fn invoke(&self, args: &[ColumnarValue], rows: usize) -> DfResult<ColumnarValue> {
         let name = self.doc.name;
+        let null = || {
+            ColumnarValue::Scalar(if self.timestamp {
+                ScalarValue::TimestampMillisecond(None, None)
+            } else {
+                ScalarValue::Int64(None)
+            })
+        };
+        let input = array(&args[0], rows)?;
+        if input.null_count() == rows {
+            // NULL in, NULL out, whatever the pattern and zone (as in ksqlDB).
+            return Ok(null());
+        }
         let dummy = JavaFormat {
             strftime: String::new(),
             has_zone: false,
@@ -386,13 +402,8 @@ impl Udf for FromString {
             constant(name, args.get(1), "pattern", JavaFormat::parse, dummy)?,
             constant(name, args.get(2), "time zone", Zone::parse, Zone::Utc)?,
         ) else {
-            return Ok(ColumnarValue::Scalar(if self.timestamp {
-                ScalarValue::TimestampMillisecond(None, None)
-            } else {
-                ScalarValue::Int64(None)
-            }));
+            return Ok(null());
         };
-        let input = array(&args[0], rows)?;
         let input = input.as_string::<i32>();
         let mut values = Vec::with_capacity(rows);
         for i in 0..rows {

@@ -25,6 +25,7 @@ pub(super) fn all(ctx: &FunctionContext) -> Vec<Arc<dyn Udf>> {
     v.push(Arc::new(ExtractJsonField::new()));
     v.push(Arc::new(GeoDistance::new()));
     v.extend(super::datetime::all());
+    v.extend(super::math::all());
     v
 }
 
@@ -328,6 +329,7 @@ fn parse_path(path: &str) -> Result<Vec<Step>, String> {
     Ok(steps)
 }
 
+#[cfg(test)]
 fn extract<'a>(mut v: &'a serde_json::Value, steps: &[Step]) -> Option<&'a serde_json::Value> {
     for s in steps {
         v = match (s, v) {
@@ -337,6 +339,51 @@ fn extract<'a>(mut v: &'a serde_json::Value, steps: &[Step]) -> Option<&'a serde
         };
     }
     Some(v)
+}
+
+/// The text of the value at `steps` of a JSON document, as written (`None`: absent or the
+/// document is not JSON).
+fn extract_raw<'a>(doc: &'a str, steps: &[Step]) -> Option<&'a str> {
+    use serde_json::value::RawValue;
+    let mut cur: &'a RawValue = serde_json::from_str(doc).ok()?;
+    for s in steps {
+        cur = match s {
+            Step::Field(f) => {
+                let m: std::collections::HashMap<String, &'a RawValue> =
+                    serde_json::from_str(cur.get()).ok()?;
+                *m.get(f)?
+            }
+            Step::Index(n) => {
+                let a: Vec<&'a RawValue> = serde_json::from_str(cur.get()).ok()?;
+                *a.get(*n)?
+            }
+        };
+    }
+    Some(cur.get().trim())
+}
+
+/// JSON text without the whitespace between tokens.
+fn compact(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let (mut in_str, mut escaped) = (false, false);
+    for c in raw.chars() {
+        if in_str {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+        } else if c == '"' {
+            in_str = true;
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Udf for ExtractJsonField {
@@ -381,14 +428,15 @@ impl Udf for ExtractJsonField {
                 }
                 (None, None) => unreachable!("one of them is set"),
             };
-            let Ok(doc) = serde_json::from_str::<serde_json::Value>(input.value(i)) else {
-                out.append_null();
-                continue;
-            };
-            match extract(&doc, steps) {
-                None | Some(serde_json::Value::Null) => out.append_null(),
-                Some(serde_json::Value::String(s)) => out.append_value(s),
-                Some(other) => out.append_value(other.to_string()),
+            match extract_raw(input.value(i), steps) {
+                None => out.append_null(),
+                Some(raw) => match serde_json::from_str::<serde_json::Value>(raw) {
+                    Err(_) | Ok(serde_json::Value::Null) => out.append_null(),
+                    Ok(serde_json::Value::String(s)) => out.append_value(s),
+                    // Objects and arrays as compact JSON in the order written (as ksqlDB's
+                    // Jackson prints them), numbers and booleans as written.
+                    Ok(_) => out.append_value(compact(raw)),
+                },
             }
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
@@ -511,6 +559,11 @@ mod tests {
         assert_eq!(get("$['n.m']"), Some(serde_json::json!(1)));
         assert_eq!(get("$.zzz"), None);
         assert!(parse_path("a.b").unwrap_err().contains("must start with $"));
+        let raw = r#"{"z": {"b": 1, "a": [1, "x y"]}, "q": "s"}"#;
+        let at = |p: &str| extract_raw(raw, &parse_path(p).unwrap()).map(compact);
+        assert_eq!(at("$.z").as_deref(), Some(r#"{"b":1,"a":[1,"x y"]}"#));
+        assert_eq!(at("$.z.a[1]").as_deref(), Some(r#""x y""#));
+        assert_eq!(at("$.nope"), None);
     }
 
     #[test]

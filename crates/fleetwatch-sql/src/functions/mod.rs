@@ -14,6 +14,7 @@
 mod builtin;
 mod datetime;
 mod ksql;
+mod math;
 
 use arrow::datatypes::DataType;
 use datafusion_common::{DataFusionError, Result as DfResult, exec_err, plan_err};
