@@ -441,16 +441,13 @@ impl Engine {
                         "{name}: no value columns; only VALUE_FORMAT 'AVRO' or 'JSON_SR' can read them from the Schema Registry"
                     )));
                 }
+                // A missing topic is created only once every check has passed.
+                let mut create_topic = false;
                 let partitions = match self.inner.log.partition_count(&topic).await {
                     Ok(n) => n,
                     Err(LogError::UnknownTopic(_)) => match p.partitions {
                         Some(n) => {
-                            if !replay {
-                                self.inner
-                                    .log
-                                    .ensure_topic(&topic, TopicConfig::with_partitions(n))
-                                    .await?;
-                            }
+                            create_topic = !replay;
                             n
                         }
                         None => {
@@ -489,6 +486,12 @@ impl Engine {
                     Arc::new(source.clone()),
                     self.inner.registry.clone(),
                 )?;
+                if create_topic {
+                    self.inner
+                        .log
+                        .ensure_topic(&source.topic, TopicConfig::with_partitions(partitions))
+                        .await?;
+                }
                 let seq = if replay {
                     self.sequence()
                 } else {

@@ -28,6 +28,7 @@
 //! `OP` is `=` (equal to the JSON `VALUE`), `~` (the value, as text if a string, else as
 //! JSON, contains `VALUE`), `!~` (does not), `#` (an array or object of `VALUE` elements).
 //!
+//! Scripts start with `auto.offset.reset = earliest` (as ksqlDB's test runner does).
 //! `SET` and `UNSET` keep their effect for the rest of the script, as in ksqlDB's CLI: the
 //! runner keeps the properties and passes them with each request.
 //!
@@ -984,6 +985,7 @@ impl Runner {
             pull,
             self.config.processing_log_topic(),
             format!("transient_{}", self.transient),
+            None,
         )
         .await
         .map_err(|e| format!("open: {e}"))?;
@@ -1059,7 +1061,8 @@ async fn run_script(backend: Backend, idx: usize, script: &Script) -> Result<Dur
         log,
         config,
         running: None,
-        props: BTreeMap::new(),
+        // As ksqlDB's test runner: queries read from the start unless a script says otherwise.
+        props: BTreeMap::from([("auto.offset.reset".to_string(), Value::from("earliest"))]),
         dir: tempfile::tempdir().unwrap(),
         plog_seen: 0,
         transient: 0,
