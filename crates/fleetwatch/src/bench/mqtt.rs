@@ -332,6 +332,8 @@ fn start_server(opts: &MqttBenchOptions, fsync: &str, cpus: &[usize]) -> anyhow:
             "127.0.0.1:0",
             "--mqtt-listen",
             "127.0.0.1:0",
+            "--ksql-listen",
+            "127.0.0.1:0",
             "--ready-file",
         ])
         .arg(&ready)

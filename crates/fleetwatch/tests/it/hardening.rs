@@ -34,6 +34,8 @@ fn a_component_failing_at_run_time_stops_serve_naming_it() {
             "schema_registry.listen=127.0.0.1:0",
             "--set",
             "mqtt.listen=127.0.0.1:0",
+            "--set",
+            "ksql.listen=127.0.0.1:0",
             "serve",
         ])
         .env("FLEETWATCH_TEST_FAIL_COMPONENT", "doomed")

@@ -370,7 +370,13 @@ fn bridge_config_errors_name_the_key() {
                 "127.0.0.1:0",
                 "--schema-registry-listen",
             ])
-            .args(["127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"])
+            .args([
+                "127.0.0.1:0",
+                "--mqtt-listen",
+                "127.0.0.1:0",
+                "--ksql-listen",
+                "127.0.0.1:0",
+            ])
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -438,6 +438,8 @@ async fn ready_file_port_zero_clean_stop_and_port_in_use() {
             &addr,
             "--schema-registry-listen",
             "127.0.0.1:0",
+            "--ksql-listen",
+            "127.0.0.1:0",
         ])
         .output()
         .unwrap();
