@@ -53,12 +53,17 @@ impl KsqlConfig {
     }
 
     /// The engine's settings.
-    pub fn engine(&self, functions: FunctionContext) -> EngineConfig {
+    pub fn engine(
+        &self,
+        functions: FunctionContext,
+        metrics: Option<crate::metrics::SqlMetrics>,
+    ) -> EngineConfig {
         EngineConfig {
             service_id: self.service_id.clone(),
             checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
             default_partitions: 1,
             functions,
+            metrics,
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct EngineConfig {
     pub default_partitions: i32,
     /// `HASH_PII`'s keys.
     pub functions: FunctionContext,
+    /// Where queries report (none: not measured).
+    pub metrics: Option<crate::metrics::SqlMetrics>,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +43,7 @@ impl Default for EngineConfig {
             checkpoint_interval: Duration::from_millis(500),
             default_partitions: 1,
             functions: FunctionContext::default(),
+            metrics: None,
         }
     }
 }
@@ -304,6 +307,7 @@ impl Engine {
             checkpoint_interval: self.inner.config.checkpoint_interval,
             start: q.start,
             registry: self.inner.registry.clone(),
+            metrics: self.inner.config.metrics.clone(),
         };
         let root = self.inner.cancel.clone();
         self.inner.tracker.spawn(async move {

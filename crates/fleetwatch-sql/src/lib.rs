@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod functions;
+pub mod metrics;
 pub mod parser;
 pub mod plan;
 pub mod query;

@@ -103,6 +103,8 @@ pub struct QueryContext {
     pub start: Start,
     /// The schema registry (AVRO, JSON_SR).
     pub registry: Option<Arc<fleetwatch_schema::Registry>>,
+    /// Where it reports.
+    pub metrics: Option<crate::metrics::SqlMetrics>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -289,17 +291,36 @@ fn source_partitions(input: &RecordBatch, rows: &[u32]) -> Vec<i32> {
 /// shown in its status meanwhile.
 pub async fn run_persistent(ctx: QueryContext) {
     let mut backoff = Duration::from_millis(200);
+    // The state gauge follows the query: RUNNING, or ERROR while it retries.
+    let gauge = |state: &str, d: i64| {
+        if let Some(m) = &ctx.metrics {
+            m.queries.with_label_values(&[state]).add(d);
+        }
+    };
+    gauge("RUNNING", 1);
+    let mut failing = false;
     loop {
-        match run_once(&ctx).await {
+        let r = run_once(&ctx, &mut failing, &gauge).await;
+        match r {
             Ok(()) => {
                 lock(&ctx.status).stopped = true;
+                gauge(if failing { "ERROR" } else { "RUNNING" }, -1);
                 return;
             }
             Err(e) => {
                 tracing::warn!(query = %ctx.id, error = %e, "persistent query failed; retrying");
                 lock(&ctx.status).error = Some(e.to_string());
+                if !failing {
+                    failing = true;
+                    gauge("RUNNING", -1);
+                    gauge("ERROR", 1);
+                }
                 tokio::select! {
-                    () = ctx.cancel.cancelled() => { lock(&ctx.status).stopped = true; return; }
+                    () = ctx.cancel.cancelled() => {
+                        lock(&ctx.status).stopped = true;
+                        gauge("ERROR", -1);
+                        return;
+                    }
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -308,7 +329,11 @@ pub async fn run_persistent(ctx: QueryContext) {
     }
 }
 
-async fn run_once(ctx: &QueryContext) -> SqlResult<()> {
+async fn run_once(
+    ctx: &QueryContext,
+    failing: &mut bool,
+    gauge: &impl Fn(&str, i64),
+) -> SqlResult<()> {
     let log = &ctx.log;
     let source = ctx.plan.source.clone();
     let n = log.partition_count(&source.topic).await?;
@@ -371,6 +396,19 @@ async fn run_once(ctx: &QueryContext) -> SqlResult<()> {
     let mut last_checkpoint = Instant::now();
     let mut dirty = false;
     lock(&ctx.status).error = None;
+    if *failing {
+        *failing = false;
+        gauge("ERROR", -1);
+        gauge("RUNNING", 1);
+    }
+    let m = ctx.metrics.as_ref().map(|m| {
+        (
+            m.records_in.with_label_values(&[ctx.id.as_str()]),
+            m.records_out.with_label_values(&[ctx.id.as_str()]),
+            m.batch_seconds.with_label_values(&[ctx.id.as_str()]),
+            m.clone(),
+        )
+    });
     let limits = ReadLimits {
         max_records: 4096,
         max_bytes: 4 * 1024 * 1024,
@@ -388,6 +426,7 @@ async fn run_once(ctx: &QueryContext) -> SqlResult<()> {
             r = sub.next_batch(limits) => r?,
         };
         if !records.is_empty() {
+            let started = Instant::now();
             failures.clear();
             let input = decoder.decode(&records, &mut failures)?;
             let out = evaluator.eval(&input, &mut failures)?;
@@ -420,10 +459,27 @@ async fn run_once(ctx: &QueryContext) -> SqlResult<()> {
                 });
                 by_partition.entry(p).or_default().push(r);
             }
+            let mut written = 0u64;
             for (p, recs) in by_partition {
                 let ack = log.append(&ctx.sink.topic, p, &recs).await?;
+                written += recs.len() as u64;
                 if let Some(last) = ack.offsets.last() {
                     out_end.insert(p, last + 1);
+                }
+            }
+            if let Some((inc, outc, secs, all)) = &m {
+                inc.inc_by(records.len() as u64);
+                outc.inc_by(written);
+                secs.observe(started.elapsed().as_secs_f64());
+                for f in &failures {
+                    let kind = match f.kind {
+                        crate::exec::FailureKind::Deserialization => "deserialization",
+                        crate::exec::FailureKind::Expression => "expression",
+                        crate::exec::FailureKind::Serialization => "serialization",
+                    };
+                    all.rows_failed
+                        .with_label_values(&[ctx.id.as_str(), kind])
+                        .inc();
                 }
             }
             log_failures(log, &ctx.processing_log_topic, &ctx.id, &source, &failures).await;

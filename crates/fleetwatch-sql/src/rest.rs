@@ -312,15 +312,29 @@ async fn stream_select(
     struct Guard {
         id: String,
         transient: Arc<Mutex<BTreeMap<String, CancellationToken>>>,
+        open: Option<fleetwatch_metrics::IntGauge>,
     }
     impl Drop for Guard {
         fn drop(&mut self) {
             lock(&self.transient).remove(&self.id);
+            if let Some(g) = &self.open {
+                g.dec();
+            }
         }
+    }
+    let open = s
+        .engine
+        .config()
+        .metrics
+        .as_ref()
+        .map(|m| m.push_queries.clone());
+    if let Some(g) = &open {
+        g.inc();
     }
     let guard = Guard {
         id: id.clone(),
         transient: s.transient.clone(),
+        open,
     };
     let limited = plan.limit.is_some();
     let body =

@@ -284,9 +284,10 @@ async fn run_opened(
         };
         let engine = fleetwatch_sql::engine::Engine::with_registry(
             log.clone(),
-            config
-                .ksql
-                .engine(fleetwatch_sql::functions::FunctionContext { hash_keys }),
+            config.ksql.engine(
+                fleetwatch_sql::functions::FunctionContext { hash_keys },
+                Some(fleetwatch_sql::metrics::SqlMetrics::new(&metrics)?),
+            ),
             Some(sql_registry),
         );
         let restored = engine

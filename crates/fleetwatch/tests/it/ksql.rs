@@ -3,7 +3,7 @@
 //! `curl --http2-prior-knowledge`; push queries that end when the client goes away; a
 //! persistent query that survives a SIGKILL with output equal to an uninterrupted run.
 
-use crate::api::{http, py};
+use crate::api::{http, metric, py};
 use fleetwatch_testkit::server::Server;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
