@@ -48,6 +48,8 @@ enum Command {
     /// Simulate a fleet: telemetry and payments with labelled anomalies, sent over MQTT,
     /// HTTP, into the log or to a file.
     Sim(Box<cmd::sim::SimArgs>),
+    /// A ksqlDB-style SQL shell on the server's ksqlDB API (interactive, `-e` or `-f`).
+    Sql(cmd::sql::SqlArgs),
     /// Benchmarks (JSON on stdout, a table on stderr).
     Bench {
         #[command(subcommand)]
@@ -89,6 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config { cmd } => cmd::config::run(cmd),
         Command::Mqtt { cmd } => cmd::mqtt::run(cmd),
         Command::Sim(a) => cmd::sim::run(g, *a),
+        Command::Sql(a) => cmd::sql::run(g, a),
         Command::Bench { cmd } => cmd::bench::run(cmd),
     }
 }

@@ -8,6 +8,7 @@ pub mod mqtt;
 pub mod produce;
 pub mod serve;
 pub mod sim;
+pub mod sql;
 pub mod topics;
 
 use anyhow::Context;

@@ -15,3 +15,4 @@ mod mqtt;
 mod rest;
 mod schema_registry;
 mod sim;
+mod sql_cli;
