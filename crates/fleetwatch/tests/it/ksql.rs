@@ -230,6 +230,24 @@ fn ksql_python_ng_and_curl_drive_the_engine_over_http1_and_h2c() {
         "CREATE STREAM y AS SELECT vin, nope FROM payments EMIT CHANGES;",
     );
     assert!(e["message"].as_str().unwrap().contains("NOPE"), "{e}");
+    // The engine's metrics, on /metrics of the http listener.
+    let q = r#"{query="CSAS_PAYMENTS_CLEAN_1"}"#;
+    assert_eq!(
+        metric(&s, &format!("fleetwatch_sql_records_in_total{q}")),
+        Some(3.0)
+    );
+    assert_eq!(
+        metric(&s, &format!("fleetwatch_sql_records_out_total{q}")),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(&s, r#"fleetwatch_sql_queries{state="RUNNING"}"#),
+        Some(1.0)
+    );
+    assert!(metric(&s, &format!("fleetwatch_sql_batch_seconds_count{q}")).unwrap() >= 1.0);
+    wait_for(10, "no open push query", || {
+        metric(&s, "fleetwatch_sql_push_queries") == Some(0.0)
+    });
     let health: Value = serde_json::from_str(&http(
         "GET",
         &format!("{url}/healthcheck"),
