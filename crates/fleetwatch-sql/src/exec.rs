@@ -165,6 +165,8 @@ pub struct Decoder {
     key: Option<Box<dyn RowDecoder + Send>>,
     /// Index (in the value batch) of the TIMESTAMP column.
     timestamp: Option<usize>,
+    /// `TIMESTAMP_FORMAT` of a string TIMESTAMP column (Java pattern, UTC).
+    timestamp_format: Option<crate::functions::JavaFormat>,
 }
 
 fn decoder_for(
@@ -279,7 +281,15 @@ impl Decoder {
             .timestamp
             .as_ref()
             .and_then(|t| value_schema.fields().iter().position(|f| f.name() == t));
+        let timestamp_format = match &source.timestamp_format {
+            Some(f) => Some(
+                crate::functions::JavaFormat::parse(f)
+                    .map_err(|e| SqlError::statement(format!("TIMESTAMP_FORMAT: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Decoder {
+            timestamp_format,
             schema: source.schema(),
             source,
             value,
@@ -352,7 +362,7 @@ impl Decoder {
         let values = self.value.finish();
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         let rowtime = match self.timestamp {
-            Some(i) => event_time(values.column(i), &rowtime),
+            Some(i) => event_time(values.column(i), &rowtime, self.timestamp_format.as_ref()),
             None => Arc::new(Int64Array::from(rowtime)) as ArrayRef,
         };
         cols.push(rowtime);
@@ -374,9 +384,25 @@ impl Decoder {
     }
 }
 
-/// ROWTIME from a TIMESTAMP / BIGINT column; the record time where it is NULL.
-fn event_time(col: &ArrayRef, record_time: &[i64]) -> ArrayRef {
+/// ROWTIME from a TIMESTAMP / BIGINT column (or a STRING one with `TIMESTAMP_FORMAT`); the
+/// record time where it is NULL or does not parse.
+fn event_time(
+    col: &ArrayRef,
+    record_time: &[i64],
+    format: Option<&crate::functions::JavaFormat>,
+) -> ArrayRef {
     let from: Option<Vec<Option<i64>>> = match col.data_type() {
+        DataType::Utf8 => match (
+            format,
+            col.as_any().downcast_ref::<arrow::array::StringArray>(),
+        ) {
+            (Some(f), Some(a)) => Some(
+                a.iter()
+                    .map(|v| v.and_then(|s| f.parse_ms(s, &crate::functions::Zone::Utc).ok()))
+                    .collect(),
+            ),
+            _ => None,
+        },
         DataType::Int64 => Some(
             col.as_any()
                 .downcast_ref::<Int64Array>()

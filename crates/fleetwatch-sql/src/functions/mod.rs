@@ -24,7 +24,7 @@ use datafusion_expr::{
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use datetime::JavaFormat;
+pub use datetime::{JavaFormat, Zone};
 
 /// An argument type in a signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
