@@ -13,8 +13,9 @@
 //! - **Damage anywhere else** is never deleted. Its bytes are copied to
 //!   `<base>-<pos>.corrupt` beside the segment; the scan resynchronises on the next intact
 //!   batch (header and CRC check out, base offset ≥ the next offset expected and at most one
-//!   higher per [`batch::MIN_RECORD_LEN`] bytes skipped, below the next segment's base). The
-//!   range becomes a *hole* of the segment; the partition is reported in `health().degraded`
+//!   higher per [`batch::MIN_RECORD_LEN`] bytes skipped, below the next segment's base; and,
+//!   since the CRC does not cover the base offset, not contradicted by the intact batch after
+//!   it). The range becomes a *hole* of the segment; the partition is reported in `health().degraded`
 //!   naming the segment, the byte range, the copy and the offsets lost. Damage running to the
 //!   end of a sealed segment (or of the active one after a clean stop) is copied aside and
 //!   then truncated from the segment (a move, not a loss).
