@@ -167,6 +167,9 @@ pub struct Decoder {
     timestamp: Option<usize>,
     /// `TIMESTAMP_FORMAT` of a string TIMESTAMP column (Java pattern, UTC).
     timestamp_format: Option<crate::functions::JavaFormat>,
+    /// Per value column of the source: whether it is decoded (`None`: all). Columns a query
+    /// does not use are skipped by the decoder and NULL in the batch.
+    decoded: Option<Vec<bool>>,
 }
 
 fn decoder_for(
@@ -210,7 +213,59 @@ impl Decoder {
         source: Arc<Source>,
         registry: Option<Arc<fleetwatch_schema::Registry>>,
     ) -> SqlResult<Decoder> {
-        let value_schema = source.value_schema();
+        Self::for_columns(source, registry, None)
+    }
+
+    /// A decoder of only the value columns a plan uses (the others are skipped while
+    /// scanning, not converted, and NULL in the batch): what queries use.
+    pub fn for_plan(
+        plan: &SelectPlan,
+        registry: Option<Arc<fleetwatch_schema::Registry>>,
+    ) -> SqlResult<Decoder> {
+        let used = plan.used_columns();
+        let n_pseudo = crate::catalog::PSEUDO_COLUMNS.len();
+        let keys = plan.source.key_columns().count();
+        let mut decoded: Vec<bool> = plan
+            .source
+            .value_columns()
+            .enumerate()
+            .map(|(i, _)| used.contains(&(n_pseudo + keys + i)))
+            .collect();
+        if let Some(ts) = &plan.source.timestamp
+            && let Some(i) = plan.source.value_columns().position(|c| &c.name == ts)
+        {
+            decoded[i] = true;
+        }
+        // Only formats that find fields by name can skip some (DELIMITED is positional).
+        let by_name = matches!(
+            plan.source.value_format,
+            Format::Json | Format::Avro | Format::JsonSr
+        ) && (plan.source.value_columns().count() != 1
+            || plan.source.wrap_single_value);
+        if !by_name || decoded.iter().all(|d| *d) {
+            return Self::for_columns(plan.source.clone(), registry, None);
+        }
+        Self::for_columns(plan.source.clone(), registry, Some(decoded))
+    }
+
+    fn for_columns(
+        source: Arc<Source>,
+        registry: Option<Arc<fleetwatch_schema::Registry>>,
+        decoded: Option<Vec<bool>>,
+    ) -> SqlResult<Decoder> {
+        let full_values = source.value_schema();
+        let value_schema = match &decoded {
+            None => full_values.clone(),
+            Some(d) => Arc::new(Schema::new(
+                full_values
+                    .fields()
+                    .iter()
+                    .zip(d)
+                    .filter(|(_, keep)| **keep)
+                    .map(|(f, _)| f.as_ref().clone())
+                    .collect::<Vec<_>>(),
+            )),
+        };
         let value: Box<dyn RowDecoder + Send> = match (source.value_format, registry) {
             (Format::Avro | Format::JsonSr, Some(registry)) => {
                 let avro = source.value_format == Format::Avro;
@@ -289,6 +344,7 @@ impl Decoder {
             None => None,
         };
         Ok(Decoder {
+            decoded,
             timestamp_format,
             schema: source.schema(),
             source,
@@ -371,7 +427,19 @@ impl Decoder {
         if let Some(k) = self.key.as_mut() {
             cols.extend(k.finish().columns().iter().cloned());
         }
-        cols.extend(values.columns().iter().cloned());
+        match &self.decoded {
+            None => cols.extend(values.columns().iter().cloned()),
+            Some(d) => {
+                let n = values.num_rows();
+                let mut got = values.columns().iter();
+                for (f, keep) in self.source.value_columns().zip(d) {
+                    match if *keep { got.next() } else { None } {
+                        Some(c) => cols.push(c.clone()),
+                        None => cols.push(new_null_array(&f.ty.to_arrow(), n)),
+                    }
+                }
+            }
+        }
         let batch = RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| {
             SqlError::Internal(format!("assembling a batch of {}: {e}", self.source.name))
         })?;

@@ -64,6 +64,23 @@ pub struct SelectPlan {
 }
 
 impl SelectPlan {
+    /// Indexes (in the source's schema) of the columns the filter and projections read.
+    pub fn used_columns(&self) -> std::collections::BTreeSet<usize> {
+        let mut used = std::collections::BTreeSet::new();
+        let exprs = self
+            .filter
+            .iter()
+            .chain(self.columns.iter().map(|c| &c.expr));
+        for e in exprs {
+            used.extend(
+                datafusion_physical_expr::utils::collect_columns(e)
+                    .iter()
+                    .map(|c| c.index()),
+            );
+        }
+        used
+    }
+
     /// The schema of all output columns (what push queries return).
     pub fn schema(&self) -> SchemaRef {
         Arc::new(Schema::new(

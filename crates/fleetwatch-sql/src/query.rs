@@ -389,7 +389,7 @@ async fn run_once(
         )
         .await?;
     }
-    let mut decoder = Decoder::with_registry(source.clone(), ctx.registry.clone())?;
+    let mut decoder = Decoder::for_plan(&ctx.plan, ctx.registry.clone())?;
     let evaluator = Evaluator::new(ctx.plan.clone());
     let mut encoder = crate::exec::encoder_for(&ctx.plan, &ctx.sink, ctx.sink.key_format)?;
     let mut sub = TopicSubscription::new(log.clone(), source.topic.clone(), positions.clone());
@@ -552,7 +552,7 @@ impl RowStream {
         }
         Ok(RowStream {
             sub: TopicSubscription::new(log.clone(), source.topic.clone(), positions),
-            decoder: Decoder::with_registry(source, registry)?,
+            decoder: Decoder::for_plan(&plan, registry)?,
             remaining: plan.limit,
             evaluator: Evaluator::new(plan),
             encoder: JsonEncoder::new(JsonOptions {
