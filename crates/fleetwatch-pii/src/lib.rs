@@ -83,6 +83,18 @@ impl MaskChars {
     /// The mask of one character.
     #[inline]
     pub fn mask(&self, c: char) -> char {
+        if c.is_ascii() {
+            let m = if c.is_ascii_uppercase() {
+                self.upper
+            } else if c.is_ascii_lowercase() {
+                self.lower
+            } else if c.is_ascii_digit() {
+                self.digit
+            } else {
+                self.other
+            };
+            return m.unwrap_or(c);
+        }
         let m = if c.is_uppercase() {
             self.upper
         } else if c.is_lowercase() {
@@ -129,6 +141,7 @@ impl Span {
 pub fn mask_into(out: &mut String, input: &str, span: Span, chars: &MaskChars) {
     // Character positions are only needed for the right-anchored spans.
     let len = match span {
+        Span::KeepRight(_) | Span::Right(_) if input.is_ascii() => input.len(),
         Span::KeepRight(_) | Span::Right(_) => input.chars().count(),
         _ => 0,
     };
