@@ -821,10 +821,14 @@ impl Encoder {
                 let ks = if r == 0 { 0 } else { ke[r - 1] };
                 (!nulls[r]).then(|| kb.slice(ks..ke[r]))
             });
-            records.push(
-                Record::new(key, Some(value))
-                    .with_timestamp(timestamps.get(r).copied().unwrap_or(0)),
-            );
+            // Built directly: `Record::new` would read the clock for a time replaced at once.
+            records.push(Record {
+                key,
+                value: Some(value),
+                headers: Vec::with_capacity(1),
+                timestamp: timestamps.get(r).copied().unwrap_or(0),
+                timestamp_type: fleetwatch_core::TimestampType::CreateTime,
+            });
         }
         Ok(records)
     }
