@@ -233,7 +233,10 @@ fn in_memory(
     // Encode the output (JSON values, KAFKA keys); only the encoding is timed.
     let mut enc = Encoder::new(&plan, Format::Kafka, Format::Json, true)?;
     let mut out_bytes = 0u64;
-    let mut timed = crate::bench::Phase { seconds: 0.0, cpu: 0.0 };
+    let mut timed = crate::bench::Phase {
+        seconds: 0.0,
+        cpu: 0.0,
+    };
     for b in &batches {
         let o = eval.eval(b, &mut failures)?;
         let ts = vec![0; o.batch.num_rows()];
