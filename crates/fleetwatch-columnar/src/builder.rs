@@ -69,9 +69,33 @@ pub(crate) struct Row {
     /// Whether no two names are equal ignoring ASCII case: then a case-insensitive match is
     /// the only match and exact-first lookup needs no second pass.
     pub(crate) ci_unique: bool,
+    /// The last object's field names by position, with the column each matched: objects
+    /// from one producer repeat their shape, so a field is usually found by one comparison
+    /// with the name at its position last time (unknown fields included).
+    pub(crate) shape: Vec<(Box<[u8]>, Option<usize>)>,
 }
 
+/// Positions remembered in [`Row::shape`].
+const SHAPE_FIELDS: usize = 64;
+
 impl Row {
+    /// [`Row::lookup`] for the `k`-th field of an object, through the shape of the last one.
+    #[inline]
+    pub(crate) fn lookup_at(&mut self, k: usize, name: &[u8], hint: usize) -> Option<usize> {
+        if let Some((seen, found)) = self.shape.get(k)
+            && seen[..] == *name
+        {
+            return *found;
+        }
+        let found = self.lookup(name, hint);
+        if k < self.shape.len() {
+            self.shape[k] = (name.into(), found);
+        } else if k == self.shape.len() && k < SHAPE_FIELDS {
+            self.shape.push((name.into(), found));
+        }
+        found
+    }
+
     /// Index of the column `name` matches: exactly first, then ignoring ASCII case.
     /// `hint` is where to start looking (fields usually come in column order).
     #[inline]
@@ -505,6 +529,7 @@ pub(crate) fn build_row(
         cols,
         fields: Fields::from(out),
         ci_unique,
+        shape: Vec::new(),
     })
 }
 

@@ -600,6 +600,7 @@ impl<'a> Scanner<'a> {
             return Ok(());
         }
         let mut hint = 0;
+        let mut k = 0;
         loop {
             self.ws();
             if self.peek() != Some(b'"') {
@@ -610,13 +611,14 @@ impl<'a> Scanner<'a> {
                 let mut key = std::mem::take(&mut self.scratch);
                 key.clear();
                 let r = self.unescape(s, e, &mut key);
-                let found = row.lookup(&key, hint);
+                let found = row.lookup_at(k, &key, hint);
                 self.scratch = key;
                 r?;
                 found
             } else {
-                row.lookup(&b[s..e], hint)
+                row.lookup_at(k, &b[s..e], hint)
             };
+            k += 1;
             self.colon()?;
             match found {
                 Some(ci) => {
