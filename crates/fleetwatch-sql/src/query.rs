@@ -416,14 +416,27 @@ async fn run_once(
     };
     let mut failures = Vec::new();
     loop {
-        let records: Vec<ConsumedRecord> = tokio::select! {
-            () = ctx.cancel.cancelled() => {
+        // Cancellation first, and checked again once a read returns: a terminated query
+        // writes nothing it read after TERMINATE.
+        let read = tokio::select! {
+            biased;
+            () = ctx.cancel.cancelled() => None,
+            r = sub.next_batch(limits) => Some(r?),
+        };
+        let records: Vec<ConsumedRecord> = match read {
+            Some(r) if !ctx.cancel.is_cancelled() => r,
+            _ => {
                 if dirty {
-                    save_checkpoint(log, &ctx.checkpoint_topic, &ctx.id, &snapshot(&positions, &out_end)).await?;
+                    save_checkpoint(
+                        log,
+                        &ctx.checkpoint_topic,
+                        &ctx.id,
+                        &snapshot(&positions, &out_end),
+                    )
+                    .await?;
                 }
                 return Ok(());
             }
-            r = sub.next_batch(limits) => r?,
         };
         if !records.is_empty() {
             let started = Instant::now();
