@@ -354,10 +354,15 @@ impl Engine {
                 }
                 _ => {}
             }
-            let o = self
-                .apply(&s, &props, false)
-                .await
-                .map_err(|e| (e, s.text.clone()))?;
+            let o = self.apply(&s, &props, false).await.map_err(|e| {
+                let e = match e {
+                    SqlError::Statement(m) => {
+                        SqlError::Statement(self.inner.functions.user_names(&m))
+                    }
+                    other => other,
+                };
+                (e, s.text.clone())
+            })?;
             out.push(o);
         }
         Ok(out)

@@ -335,6 +335,28 @@ impl FunctionRegistry {
         self.by_name.values()
     }
 
+    /// A planner message with DataFusion's names of aliased built-ins replaced by the ksqlDB
+    /// names the user wrote (`upper` → `UCASE`).
+    pub fn user_names(&self, message: &str) -> String {
+        let mut out = message.to_string();
+        for e in self.by_name.values() {
+            let df = e.udf.name();
+            if df.eq_ignore_ascii_case(e.doc.name) {
+                continue;
+            }
+            for (from, to) in [
+                (format!("'{df}'"), format!("'{}'", e.doc.name)),
+                (format!("\"{df}\""), format!("\"{}\"", e.doc.name)),
+                (format!("{df}("), format!("{}(", e.doc.name)),
+            ] {
+                if out.contains(&from) {
+                    out = out.replace(&from, &to);
+                }
+            }
+        }
+        out
+    }
+
     /// All names (for completion and `SHOW FUNCTIONS`).
     pub fn names(&self) -> Vec<String> {
         self.by_name.keys().cloned().collect()

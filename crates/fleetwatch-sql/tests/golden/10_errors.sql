@@ -26,8 +26,8 @@ SELECT NO_SUCH_FN(v) FROM m;
 --@ statement error MASK_KEEP_LEFT(VARCHAR, INT)
 SELECT MASK_KEEP_LEFT(n, 2) FROM m;
 
--- (Reported: the message names DataFusion's `upper`, not UCASE, for the aliased built-ins.)
---@ statement error received Int32
+-- Messages name the function as written (UCASE), not DataFusion's built-in (upper).
+--@ statement error UCASE
 SELECT UCASE(n) FROM m;
 
 --@ statement error ROUND
