@@ -9,6 +9,7 @@
 use crate::catalog::{Catalog, Format, Source, SourceProps, check_columns};
 use crate::error::{SqlError, SqlResult};
 use crate::functions::{FunctionContext, FunctionRegistry};
+use crate::lock;
 use crate::parser::{self, KsqlQuery, KsqlStatement, ShowWhat, SourceKind, Statement};
 use crate::plan::{SelectPlan, plan_select};
 use crate::query::{self, QueryStatus, Start};
@@ -150,10 +151,6 @@ pub enum StatementStream {
         /// At most.
         limit: Option<u64>,
     },
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Engine {
@@ -1207,10 +1204,7 @@ impl Engine {
         let st = lock(&self.inner.state);
         let read: Vec<Value> = st.queries.values().filter(|q| q.source == s.name).map(|q| json!({"id": q.id, "queryString": q.statement, "sinks": [q.sink], "sinkKafkaTopics": [q.sink_topic], "queryType": "PERSISTENT", "state": lock(&q.status).state()})).collect();
         let write: Vec<Value> = st.queries.values().filter(|q| q.sink == s.name).map(|q| json!({"id": q.id, "queryString": q.statement, "sinks": [q.sink], "sinkKafkaTopics": [q.sink_topic], "queryType": "PERSISTENT", "state": lock(&q.status).state()})).collect();
-        let mut flds = vec![
-            json!({"name": "ROWTIME", "schema": {"type": "BIGINT", "fields": null, "memberSchema": null}}),
-        ];
-        flds.truncate(0);
+        let mut flds = Vec::with_capacity(s.columns.len());
         for c in &s.columns {
             let mut f = json!({"name": c.name, "schema": schema_json(&c.ty.to_arrow())});
             if c.key {

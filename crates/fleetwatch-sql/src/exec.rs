@@ -77,24 +77,25 @@ impl WireDecoder {
 
 impl RowDecoder for WireDecoder {
     fn append(&mut self, value: &[u8]) -> Result<(), fleetwatch_columnar::RowError> {
-        let (id, payload) =
-            fleetwatch_schema::wire::unframe(value).map_err(|e| row_error(e.to_string()))?;
+        let (id, payload) = fleetwatch_schema::wire::unframe(value)
+            .map_err(|e| fleetwatch_columnar::RowError::new(e.to_string()))?;
         if !self.avro {
             return match self.json.as_mut() {
                 Some(j) => j.append(payload),
-                None => Err(row_error("no JSON decoder".into())),
+                None => Err(fleetwatch_columnar::RowError::new("no JSON decoder")),
             };
         }
         if self.current != Some(id) {
             self.flush_current();
             if !self.by_id.contains_key(&id) {
-                let parsed = self
-                    .registry
-                    .avro_by_id(id)
-                    .map_err(|e| row_error(format!("schema id {id}: {e}")))?;
+                let parsed = self.registry.avro_by_id(id).map_err(|e| {
+                    fleetwatch_columnar::RowError::new(format!("schema id {id}: {e}"))
+                })?;
                 let d = fleetwatch_columnar::AvroDecoder::new(self.schema.clone(), &parsed.schema)
                     .map_err(|e| {
-                        row_error(format!("schema id {id} does not fit the columns: {e}"))
+                        fleetwatch_columnar::RowError::new(format!(
+                            "schema id {id} does not fit the columns: {e}"
+                        ))
                     })?;
                 self.by_id.insert(id, d);
             }
@@ -102,7 +103,9 @@ impl RowDecoder for WireDecoder {
         }
         match self.by_id.get_mut(&id) {
             Some(d) => d.append(payload),
-            None => Err(row_error(format!("schema id {id}"))),
+            None => Err(fleetwatch_columnar::RowError::new(format!(
+                "schema id {id}"
+            ))),
         }
     }
 
@@ -151,10 +154,6 @@ impl RowDecoder for WireDecoder {
                 .unwrap_or_else(|_| RecordBatch::new_empty(self.schema.clone())),
         }
     }
-}
-
-fn row_error(m: String) -> fleetwatch_columnar::RowError {
-    fleetwatch_columnar::RowError::new(m)
 }
 
 /// Decodes records of a source into batches of its schema.

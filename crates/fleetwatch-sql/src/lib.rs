@@ -21,3 +21,9 @@ pub mod plan;
 pub mod query;
 pub mod rest;
 pub mod types;
+
+/// Locks a mutex; a poisoned one (a panic while it was held) is used as it is — the
+/// project's rule for state that stays consistent between statements.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -561,10 +561,7 @@ pub fn plan_constant(
 
 /// A plan that projects every column of a source as it is (keys as keys), for writing rows
 /// built elsewhere (`INSERT … VALUES`) with the same encoders as query output.
-pub fn columns_plan(
-    source: &Arc<Source>,
-    _batch: &arrow::array::RecordBatch,
-) -> SqlResult<SelectPlan> {
+pub fn columns_plan(source: &Arc<Source>) -> SelectPlan {
     let columns = source
         .columns
         .iter()
@@ -580,7 +577,7 @@ pub fn columns_plan(
             logical: c.name.clone(),
         })
         .collect();
-    Ok(SelectPlan {
+    SelectPlan {
         source: source.clone(),
         filter: None,
         filter_text: None,
@@ -588,5 +585,5 @@ pub fn columns_plan(
         repartitioned: false,
         emit: None,
         limit: None,
-    })
+    }
 }

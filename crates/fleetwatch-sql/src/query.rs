@@ -14,6 +14,7 @@ use crate::catalog::{Format, Source};
 use crate::error::{SqlError, SqlResult};
 use crate::exec::{Decoder, Evaluator, RowFailure};
 use crate::functions::FunctionRegistry;
+use crate::lock;
 use crate::plan::SelectPlan;
 use arrow::array::{Array, Int64Array, RecordBatch};
 use bytes::Bytes;
@@ -113,10 +114,6 @@ struct Checkpoint {
     positions: Vec<(i32, i64)>,
     /// End offset of what this query had written, per sink partition.
     outputs: Vec<(i32, i64)>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The latest checkpoint of a query, if any.
@@ -723,24 +720,32 @@ pub async fn insert_values(
     }
     let batch =
         RecordBatch::try_new(schema, cols).map_err(|e| SqlError::Internal(e.to_string()))?;
-    // Encode keys and values as a query projecting every column would.
-    let keys: Vec<bool> = sink.columns.iter().map(|c| c.key).collect();
-    let key_format = if keys.iter().any(|k| *k) {
-        sink.key_format
-    } else {
-        Format::None
-    };
     let rowtime = batch
         .column(0)
         .as_any()
         .downcast_ref::<Int64Array>()
         .map_or(0, |a| a.value(0));
-    let plan_like = crate::plan::columns_plan(&Arc::new(sink.clone()), &batch)?;
+    write_row(log, sink, batch.columns()[3..].to_vec(), rowtime).await
+}
+
+/// Writes one row of a sink's columns (keys, then values), keyed, encoded and partitioned
+/// as a query projecting every column would write it.
+async fn write_row(
+    log: &Arc<dyn Log>,
+    sink: &Source,
+    columns: Vec<arrow::array::ArrayRef>,
+    rowtime: i64,
+) -> SqlResult<()> {
+    let key_format = if sink.columns.iter().any(|c| c.key) {
+        sink.key_format
+    } else {
+        Format::None
+    };
+    let plan_like = crate::plan::columns_plan(&Arc::new(sink.clone()));
     let mut enc = crate::exec::encoder_for(&plan_like, sink, key_format)?;
-    let out = RecordBatch::try_new(plan_like.schema(), batch.columns()[3..].to_vec())
+    let out = RecordBatch::try_new(plan_like.schema(), columns)
         .map_err(|e| SqlError::Internal(e.to_string()))?;
-    let recs = enc.encode(&out, &[rowtime])?;
-    for r in recs {
+    for r in enc.encode(&out, &[rowtime])? {
         let p = match &r.key {
             Some(k) => partition_for_key(k, sink.partitions.max(1)),
             None => 0,
@@ -790,22 +795,5 @@ pub async fn insert_json_row(
     dec.append(&text)
         .map_err(|e| SqlError::statement(e.to_string()))?;
     let batch = dec.finish();
-    let src = Arc::new(sink.clone());
-    let plan_like = crate::plan::columns_plan(&src, &batch)?;
-    let key_format = if sink.columns.iter().any(|c| c.key) {
-        sink.key_format
-    } else {
-        Format::None
-    };
-    let mut enc = crate::exec::encoder_for(&plan_like, sink, key_format)?;
-    let out = RecordBatch::try_new(plan_like.schema(), batch.columns().to_vec())
-        .map_err(|e| SqlError::Internal(e.to_string()))?;
-    for r in enc.encode(&out, &[rowtime])? {
-        let p = match &r.key {
-            Some(k) => partition_for_key(k, sink.partitions.max(1)),
-            None => 0,
-        };
-        log.append(&sink.topic, p, &[r]).await?;
-    }
-    Ok(())
+    write_row(log, sink, batch.columns().to_vec(), rowtime).await
 }

@@ -10,6 +10,7 @@
 
 use crate::engine::{Engine, Outcome, StatementStream};
 use crate::error::SqlError;
+use crate::lock;
 use crate::plan::SelectPlan;
 use crate::query::{RowStream, Start};
 use crate::types::{quoted, type_name};
@@ -93,10 +94,6 @@ pub struct RestState {
     statuses: Arc<Mutex<BTreeMap<String, Value>>>,
     /// Stops every stream when the server stops.
     shutdown: CancellationToken,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl RestState {
