@@ -783,6 +783,20 @@ fn s(v: &Value) -> String {
     }
 }
 
+/// The `Field | Type` table of a source or query description (`(key)` after key columns).
+fn fields_table(fields: &Value) -> String {
+    let rows: Vec<Vec<String>> = fields
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let key = if f["type"] == "KEY" { "  (key)" } else { "" };
+            vec![s(&f["name"]), format!("{}{key}", type_text(&f["schema"]))]
+        })
+        .collect();
+    table(&["Field", "Type"], &rows)
+}
+
 /// A field's type as ksqlDB's CLI shows it: `VARCHAR(STRING)`, `STRUCT<A INT>`, ….
 fn type_text(schema: &Value) -> String {
     let t = schema["type"].as_str().unwrap_or("?");
@@ -839,16 +853,7 @@ fn describe_source(d: &Value) -> String {
         );
         kv(&mut out, "Statement", s(&d["statement"]));
     }
-    let rows: Vec<Vec<String>> = d["fields"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|f| {
-            let key = if f["type"] == "KEY" { "  (key)" } else { "" };
-            vec![s(&f["name"]), format!("{}{key}", type_text(&f["schema"]))]
-        })
-        .collect();
-    out.push_str(&table(&["Field", "Type"], &rows));
+    out.push_str(&fields_table(&d["fields"]));
     if extended {
         for (what, k) in [
             ("Queries that read from this", "readQueries"),
@@ -1013,16 +1018,7 @@ fn render_entity(e: &Value) -> String {
             out.push_str(&format!("{:<21}: {}\n", "ID", s(&q["id"])));
             out.push_str(&format!("{:<21}: {}\n", "SQL", s(&q["statementText"])));
             out.push_str(&format!("{:<21}: {}\n\n", "Status", s(&q["state"])));
-            let rows: Vec<Vec<String>> = q["fields"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|f| {
-                    let key = if f["type"] == "KEY" { "  (key)" } else { "" };
-                    vec![s(&f["name"]), format!("{}{key}", type_text(&f["schema"]))]
-                })
-                .collect();
-            out.push_str(&table(&["Field", "Type"], &rows));
+            out.push_str(&fields_table(&q["fields"]));
             let sources: Vec<String> = q["sources"]
                 .as_array()
                 .into_iter()
