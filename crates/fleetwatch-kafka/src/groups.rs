@@ -412,7 +412,8 @@ impl GroupConsumer for KafkaMember {
         let tp = partition.clone();
         let timeout = self.timeout;
         // Right after an assignment librdkafka may still be fetching the start position
-        // ("erroneous state"); keep polling (stashing what arrives) until it can seek.
+        // ("erroneous state"), or a fetch started meanwhile supersedes the seek ("Local:
+        // Outdated"); keep polling (stashing what arrives) until it can seek.
         let stashed = blocking(
             move || -> Result<Vec<(String, ConsumedRecord)>, (KafkaError, bool)> {
                 let deadline = Instant::now() + timeout;
@@ -421,7 +422,9 @@ impl GroupConsumer for KafkaMember {
                     match consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), timeout) {
                         Ok(()) => return Ok(stash),
                         Err(KafkaError::Seek(e))
-                            if e.contains("Erroneous state") || e.contains("State") =>
+                            if e.contains("Erroneous state")
+                                || e.contains("State")
+                                || e.contains("Outdated") =>
                         {
                             if Instant::now() > deadline {
                                 return Err((KafkaError::Seek(e), true));
