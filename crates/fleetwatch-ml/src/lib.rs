@@ -17,6 +17,8 @@
 //! - [`registry`]: the model registry in the log (topic `_fw_models`): versions, chunks,
 //!   aliases, deletes, a local cache rebuilt from the topic.
 //! - [`train`]: the whole training job, from options to a registered bundle.
+//! - [`onnx`]: export of an autoencoder, preprocessing included, as an ONNX graph (written
+//!   here: exporting needs no ONNX runtime).
 //!
 //! It depends on the `Log` trait and the row formats only: never on DataFusion or an ONNX
 //! runtime (those sit in `fleetwatch-sql` and `fleetwatch-onnx`).
@@ -30,6 +32,7 @@ pub mod kmeans;
 pub mod labels;
 pub mod model;
 pub mod nn;
+pub mod onnx;
 pub mod options;
 pub mod preprocess;
 pub mod registry;

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod models;
 pub mod ops;
 pub mod remote;
 pub mod serve;

@@ -50,6 +50,12 @@ enum Command {
     Sim(Box<cmd::sim::SimArgs>),
     /// A ksqlDB-style SQL shell on the server's ksqlDB API (interactive, `-e` or `-f`).
     Sql(cmd::sql::SqlArgs),
+    /// Machine learning: train models by replaying a topic, evaluate them, and manage the
+    /// registry (versions, aliases, promote, rollback, delete, export).
+    Model {
+        #[command(subcommand)]
+        cmd: cmd::model::Cmd,
+    },
     /// Benchmarks (JSON on stdout, a table on stderr).
     Bench {
         #[command(subcommand)]
@@ -92,6 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mqtt { cmd } => cmd::mqtt::run(cmd),
         Command::Sim(a) => cmd::sim::run(g, *a),
         Command::Sql(a) => cmd::sql::run(g, a),
+        Command::Model { cmd } => cmd::model::run(g, cmd),
         Command::Bench { cmd } => cmd::bench::run(cmd),
     }
 }

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod config;
 pub mod consume;
+pub mod model;
 pub mod mqtt;
 pub mod produce;
 pub mod serve;

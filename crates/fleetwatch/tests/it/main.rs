@@ -11,6 +11,7 @@ mod ingest;
 mod kafka_backend;
 mod kill_loop;
 mod ksql;
+mod model;
 mod mqtt;
 mod rest;
 mod schema_registry;
