@@ -10,7 +10,8 @@
 //!   per record;
 //! - [`mqtt`]: MQTT QoS 1 / QoS 0 publishes from many connections, fleetwatch's proxy against
 //!   the local Mosquitto: rate, publish→ack latency, server CPU per million;
-//! - [`sim`]: the simulator's generator alone on one core, and its `log` target.
+//! - [`sim`]: the simulator's generator alone on one core, and its `log` target;
+//! - [`ml`]: training and operator-only scoring of the native models, against Keras.
 //!
 //! This module holds what they share: pinning to a CPU, CPU seconds, resident memory from
 //! `/proc/self/status`, timed phases and their rates, sizes like `512MiB`, and printing.
@@ -18,6 +19,7 @@
 #![allow(unsafe_code)]
 
 pub mod log;
+pub mod ml;
 pub mod mqtt;
 pub mod produce;
 pub mod recovery;

@@ -25,6 +25,34 @@ pub enum Cmd {
     /// events/s), the JSON and Avro format work, and a persistent query end to end over the
     /// embedded log (target ≥ 1 M events/s), on one pinned core.
     Sql(BenchSqlArgs),
+    /// Machine learning: autoencoder 30-16-8-16-30 training on 1,000,000 rows × 30 (10
+    /// epochs) against Keras with the same setup, isolation forest and k-means fit times,
+    /// operator-only scoring (targets: autoencoder ≥ 2 M rows/s, isolation forest ≥ 1 M),
+    /// on one pinned core.
+    Ml(BenchMlArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchMlArgs {
+    /// A short run for smoke tests (20,000 rows, 2 epochs).
+    #[arg(long, env = "FLEETWATCH_BENCH_QUICK")]
+    pub quick: bool,
+    /// Rows in all, 80 % of them train (default 1,000,000).
+    #[arg(long)]
+    pub rows: Option<usize>,
+    /// Autoencoder epochs (default 10).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// A Python with `tensorflow` (tensorflow-cpu) for the Keras comparison; without it the
+    /// phase is skipped and says so.
+    #[arg(long, env = "FLEETWATCH_KERAS_PYTHON")]
+    pub keras_python: Option<PathBuf>,
+    /// CPU to pin to (default: the last one; -1: none).
+    #[arg(long)]
+    pub cpu: Option<i64>,
+    /// Where the rows handed to Keras are written.
+    #[arg(long, default_value = "/var/tmp", env = "FLEETWATCH_BENCH_DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -260,6 +288,21 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                 .build()?
                 .block_on(bench::sim::run(opts))?;
             bench::print(&report, bench::sim::table)
+        }
+        Cmd::Ml(a) => {
+            let cpu = a.cpu.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(0, |n| n.get() as i64 - 1)
+            });
+            let pinned = cpu >= 0 && bench::pin_to_cpu(cpu as usize);
+            let opts = bench::ml::MlBenchOptions {
+                rows: a.rows.unwrap_or(if a.quick { 20_000 } else { 1_000_000 }),
+                epochs: a.epochs.unwrap_or(if a.quick { 2 } else { 10 }).max(1),
+                keras_python: a.keras_python,
+                cpu: pinned.then_some(cpu as usize),
+                dir: a.dir,
+            };
+            let report = bench::ml::run(&opts)?;
+            bench::print(&report, bench::ml::table)
         }
         Cmd::Sql(a) => {
             let cpu = a.cpu.unwrap_or_else(|| {
