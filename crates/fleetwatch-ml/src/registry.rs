@@ -12,6 +12,12 @@
 //!   kept as *broken* with the reason; it cannot be promoted, and the aliases stay where
 //!   they were, so the previous `production` keeps serving.
 //! - `alias_moved`: `{alias, version | null, threshold | null, rollback}`.
+//! - `version_flagged`: `{version, archived}` — `archived` is a version flag, not an alias:
+//!   an archived version keeps its number and bytes but takes no new alias and no traffic.
+//! - `traffic_set`: `{split: {alias: percent, …} | {}}` — the model's traffic split over
+//!   aliases (percentages summing to 100; `{}` clears it). A request without an explicit
+//!   version or alias goes by it, hashed on its routing key (a VIN, say), so one key always
+//!   lands on the same alias while the split stands.
 //! - `deleted`: `{version | null}` — a tombstone: the version (or the whole model) is gone
 //!   from the registry, but its bytes stay in the log until retention (infinite here)
 //!   removes them.
@@ -19,8 +25,8 @@
 //! Names match `[a-z0-9_.-]{1,128}`; versions are int64, increasing per name (never
 //! reused, not even after a delete), immutable. Aliases (`production`, `canary`, any name
 //! matching `[a-z][a-z0-9_.-]{0,63}`, so `m@3` is always a version) are the one rollout
-//! concept. Route order: explicit version > explicit alias > `production` (a model's traffic
-//! split comes with the model server). The first version of a model becomes `production`.
+//! concept. Route order: explicit version > explicit alias > the model's traffic split >
+//! `production` ([`ModelRegistry::route`]). The first version of a model becomes `production`.
 //!
 //! ## Cache
 //!
@@ -157,6 +163,17 @@ struct AliasMoved {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+struct VersionFlagged {
+    version: i64,
+    archived: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TrafficSet {
+    split: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 struct Deleted {
     version: Option<i64>,
 }
@@ -191,6 +208,8 @@ pub struct VersionInfo {
     pub threshold: f64,
     /// Total blob bytes.
     pub bytes: u64,
+    /// Archived: kept, but takes no new alias and no traffic.
+    pub archived: bool,
     /// Offset of its `version_created` event.
     pub offset: i64,
 }
@@ -218,6 +237,8 @@ pub struct ModelInfo {
     pub production_history: Vec<i64>,
     /// The highest version ever created (deleted ones included).
     pub last_version: i64,
+    /// The traffic split over aliases, percent (empty: none).
+    pub traffic: BTreeMap<String, u32>,
     /// Alias moves, oldest first: (alias, version or none, offset).
     #[serde(skip)]
     pub events: Vec<(String, Option<i64>, i64)>,
@@ -448,6 +469,7 @@ impl ModelRegistry {
                         created_at: info_ref.map(|m| m.created_at.clone()).unwrap_or_default(),
                         threshold: info_ref.map_or(f64::NAN, |m| m.threshold.value),
                         bytes: info_ref.map_or(0, |m| m.blobs.iter().map(|b| b.bytes).sum()),
+                        archived: false,
                         manifest: info,
                         offset,
                     },
@@ -515,6 +537,28 @@ impl ModelRegistry {
                 }
                 model.events.push((am.alias, am.version, offset));
             }
+            "version_flagged" => {
+                let Ok(f) = serde_json::from_slice::<VersionFlagged>(&value) else {
+                    bad("an unreadable version_flagged");
+                    return Ok(());
+                };
+                if let Some(v) = st
+                    .models
+                    .get_mut(&name)
+                    .and_then(|m| m.versions.get_mut(&f.version))
+                {
+                    v.archived = f.archived;
+                }
+            }
+            "traffic_set" => {
+                let Ok(t) = serde_json::from_slice::<TrafficSet>(&value) else {
+                    bad("an unreadable traffic_set");
+                    return Ok(());
+                };
+                if let Some(m) = st.models.get_mut(&name) {
+                    m.traffic = t.split;
+                }
+            }
             "deleted" => {
                 let Ok(d) = serde_json::from_slice::<Deleted>(&value) else {
                     bad("an unreadable deleted");
@@ -528,6 +572,7 @@ impl ModelRegistry {
                         model.versions.clear();
                         model.aliases.clear();
                         model.production_history.clear();
+                        model.traffic.clear();
                     }
                     Some(v) => {
                         model.versions.remove(&v);
@@ -766,6 +811,11 @@ impl ModelRegistry {
             }
             Some(VersionStatus::Ready) => {}
         }
+        if m.versions[&version].archived {
+            return Err(MlError::options(format!(
+                "{name}@{version} is archived: it takes no new alias (unarchive it first)"
+            )));
+        }
         if threshold.is_some_and(|t| !t.is_finite()) {
             return Err(MlError::options(
                 "a threshold override must be a finite number",
@@ -790,6 +840,11 @@ impl ModelRegistry {
         if !m.aliases.contains_key(alias) {
             return Err(MlError::NotFound(format!(
                 "model {name:?} has no alias {alias:?}"
+            )));
+        }
+        if m.traffic.contains_key(alias) {
+            return Err(MlError::options(format!(
+                "{name}@{alias} is in the traffic split: change the split first"
             )));
         }
         let v = serde_json::to_vec(&AliasMoved {
@@ -825,14 +880,17 @@ impl ModelRegistry {
     pub async fn rollback(&self, name: &str) -> MlResult<i64> {
         let m = self.model(name).await?;
         let h = &m.production_history;
+        let current = h.last().copied();
+        // The latest earlier holder that is not the current one and can still serve.
         let prev = h
             .iter()
             .rev()
             .skip(1)
             .find(|v| {
-                m.versions
-                    .get(v)
-                    .is_some_and(|v| v.status == VersionStatus::Ready)
+                Some(**v) != current
+                    && m.versions
+                        .get(v)
+                        .is_some_and(|v| v.status == VersionStatus::Ready && !v.archived)
             })
             .copied()
             .ok_or_else(|| {
@@ -869,10 +927,100 @@ impl ModelRegistry {
                     "{name}@{v} is production: promote or roll back to another version first"
                 )));
             }
+            if let Some((a, _)) = m
+                .aliases
+                .iter()
+                .find(|(a, i)| i.version == v && m.traffic.contains_key(*a))
+            {
+                return Err(MlError::options(format!(
+                    "{name}@{v} takes traffic through {name}@{a}: change the split first"
+                )));
+            }
         }
         let v =
             serde_json::to_vec(&Deleted { version }).map_err(|e| MlError::bundle(e.to_string()))?;
         self.append_event(name, "deleted", v).await
+    }
+
+    /// Archives a version (or, with `archived = false`, brings it back). An archived
+    /// version keeps its number and bytes but takes no new alias and no rollback.
+    ///
+    /// # Errors
+    /// Unknown version; archiving a version an alias points at (move the alias first).
+    pub async fn set_archived(&self, name: &str, version: i64, archived: bool) -> MlResult<()> {
+        let m = self.model(name).await?;
+        if !m.versions.contains_key(&version) {
+            return Err(MlError::NotFound(format!(
+                "model {name:?} has no version {version}"
+            )));
+        }
+        if archived && let Some((a, _)) = m.aliases.iter().find(|(_, i)| i.version == version) {
+            return Err(MlError::options(format!(
+                "{name}@{version} is {name}@{a}: move the alias before archiving it"
+            )));
+        }
+        let v = serde_json::to_vec(&VersionFlagged { version, archived })
+            .map_err(|e| MlError::bundle(e.to_string()))?;
+        self.append_event(name, "version_flagged", v).await
+    }
+
+    /// Sets the model's traffic split over aliases (percent, summing to 100); an empty split
+    /// clears it.
+    ///
+    /// # Errors
+    /// An unknown alias, a zero weight, weights not summing to 100.
+    pub async fn set_traffic(&self, name: &str, split: &BTreeMap<String, u32>) -> MlResult<()> {
+        let m = self.model(name).await?;
+        for (a, w) in split {
+            if !m.aliases.contains_key(a) {
+                return Err(MlError::NotFound(format!(
+                    "model {name:?} has no alias {a:?} (aliases: {})",
+                    m.aliases.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            if *w == 0 {
+                return Err(MlError::options(format!(
+                    "traffic to {name}@{a}: a weight must be at least 1 (leave the alias out instead)"
+                )));
+            }
+        }
+        let total: u32 = split.values().sum();
+        if !split.is_empty() && total != 100 {
+            return Err(MlError::options(format!(
+                "traffic split of {name}: the percentages add up to {total}, not 100"
+            )));
+        }
+        let v = serde_json::to_vec(&TrafficSet {
+            split: split.clone(),
+        })
+        .map_err(|e| MlError::bundle(e.to_string()))?;
+        self.append_event(name, "traffic_set", v).await
+    }
+
+    /// Routes a request: an explicit version or alias as [`ModelRegistry::resolve`]; a bare
+    /// model through its traffic split, by `routing_key` (Kafka's murmur2 of the key, so a
+    /// key lands on the same alias as long as the split stands), else `production`.
+    ///
+    /// # Errors
+    /// As [`ModelRegistry::resolve`].
+    pub async fn route(&self, r: &ModelRef, routing_key: &[u8]) -> MlResult<Resolved> {
+        if let ModelRef::Model(name) = r {
+            let m = self.model(name).await?;
+            if !m.traffic.is_empty() {
+                let bucket =
+                    fleetwatch_core::partitioner::partition_for_key(routing_key, 100) as u32;
+                let mut upto = 0;
+                for (alias, w) in &m.traffic {
+                    upto += w;
+                    if bucket < upto && m.aliases.contains_key(alias) {
+                        return self
+                            .resolve(&ModelRef::Alias(name.clone(), alias.clone()))
+                            .await;
+                    }
+                }
+            }
+        }
+        self.resolve(r).await
     }
 
     /// The hex sha256 of arbitrary bytes (re-exported for callers printing digests).

@@ -392,3 +392,164 @@ fn names_and_aliases_follow_their_rules() {
     assert!(ModelRef::parse("M@3").is_err());
     assert!(ModelRef::parse("m@").is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_split_and_archived_versions() {
+    let (log, _dir) = common::embedded();
+    let cache = tempfile::tempdir().unwrap();
+    let reg = ModelRegistry::open(log.clone(), cache.path())
+        .await
+        .unwrap();
+    for seed in 1..=3 {
+        reg.register(
+            "fraud",
+            &bundle("kmeans", &[("num_clusters", json!(2))], seed),
+        )
+        .await
+        .unwrap();
+    }
+    reg.move_alias("fraud", "canary", 2, None).await.unwrap();
+    let split = |pairs: &[(&str, u32)]| {
+        pairs
+            .iter()
+            .map(|(a, w)| ((*a).to_string(), *w))
+            .collect::<BTreeMap<_, _>>()
+    };
+    // Bad splits are named.
+    let e = reg
+        .set_traffic("fraud", &split(&[("production", 90), ("canary", 20)]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("110"), "{e}");
+    let e = reg
+        .set_traffic("fraud", &split(&[("production", 100), ("nope", 0)]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nope"), "{e}");
+    reg.set_traffic("fraud", &split(&[("production", 80), ("canary", 20)]))
+        .await
+        .unwrap();
+    // Route order: explicit version > explicit alias > traffic split > production.
+    let bare = ModelRef::parse("fraud").unwrap();
+    let mut to_canary = 0;
+    for i in 0..2000 {
+        let key = format!("WVWZZZ1JZ3W{i:06}");
+        let a = reg.route(&bare, key.as_bytes()).await.unwrap();
+        let b = reg.route(&bare, key.as_bytes()).await.unwrap();
+        assert_eq!(a, b, "one key, one alias");
+        if a.alias.as_deref() == Some("canary") {
+            assert_eq!(a.version, 2);
+            to_canary += 1;
+        } else {
+            assert_eq!((a.alias.as_deref(), a.version), (Some("production"), 1));
+        }
+    }
+    assert!(
+        (300..500).contains(&to_canary),
+        "20 % of 2,000 keys to canary, got {to_canary}"
+    );
+    assert_eq!(
+        reg.route(&ModelRef::parse("fraud@3").unwrap(), b"k")
+            .await
+            .unwrap()
+            .version,
+        3
+    );
+    assert_eq!(
+        reg.route(&ModelRef::parse("fraud@production").unwrap(), b"k")
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    // Moving the alias moves its traffic; an alias in the split cannot go.
+    reg.move_alias("fraud", "canary", 3, None).await.unwrap();
+    let mut moved = 0;
+    for i in 0..200 {
+        let k = format!("k{i}");
+        let r = reg.route(&bare, k.as_bytes()).await.unwrap();
+        if r.alias.as_deref() == Some("canary") {
+            assert_eq!(r.version, 3, "the canary's traffic follows the alias");
+            moved += 1;
+        }
+    }
+    assert!(moved > 10, "{moved}");
+    assert!(
+        reg.remove_alias("fraud", "canary")
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("traffic split")
+    );
+    assert!(
+        reg.delete("fraud", Some(3))
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("traffic")
+    );
+    reg.set_traffic("fraud", &BTreeMap::new()).await.unwrap();
+    assert_eq!(
+        reg.route(&bare, b"anything")
+            .await
+            .unwrap()
+            .alias
+            .as_deref(),
+        Some("production")
+    );
+
+    // Archived: a version flag, not an alias.
+    assert!(
+        reg.set_archived("fraud", 3, true)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("canary")
+    );
+    reg.set_archived("fraud", 2, true).await.unwrap();
+    let m = reg.model("fraud").await.unwrap();
+    assert!(m.versions[&2].archived && !m.versions[&3].archived);
+    assert!(
+        reg.move_alias("fraud", "blue", 2, None)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("archived")
+    );
+    assert_eq!(
+        reg.resolve(&ModelRef::parse("fraud@2").unwrap())
+            .await
+            .unwrap()
+            .version,
+        2,
+        "still reachable by number"
+    );
+    // Rollback skips an archived holder.
+    reg.promote(&ModelRef::parse("fraud@3").unwrap())
+        .await
+        .unwrap();
+    reg.set_archived("fraud", 2, false).await.unwrap();
+    reg.promote(&ModelRef::parse("fraud@2").unwrap())
+        .await
+        .unwrap();
+    reg.promote(&ModelRef::parse("fraud@3").unwrap())
+        .await
+        .unwrap();
+    reg.move_alias("fraud", "canary", 1, None).await.unwrap();
+    reg.set_archived("fraud", 2, true).await.unwrap();
+    assert_eq!(
+        reg.rollback("fraud").await.unwrap(),
+        1,
+        "history 1,3,2,3: 2 is archived, so back to 1"
+    );
+    // The flags and the split survive a replay.
+    let cache2 = tempfile::tempdir().unwrap();
+    let again = ModelRegistry::open(log.clone(), cache2.path())
+        .await
+        .unwrap();
+    let m = again.model("fraud").await.unwrap();
+    assert!(m.versions[&2].archived);
+    assert!(m.traffic.is_empty());
+}

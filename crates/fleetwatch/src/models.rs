@@ -323,6 +323,49 @@ pub async fn delete(reg: &ModelRegistry, reference: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// `archive m@v` / `archive m@v --restore`.
+///
+/// # Errors
+/// Not a version reference; an alias points at the version.
+pub async fn archive(reg: &ModelRegistry, reference: &str, archived: bool) -> anyhow::Result<()> {
+    let ModelRef::Version(name, v) = ModelRef::parse(reference)? else {
+        anyhow::bail!("archive takes m@VERSION ({reference:?} is not one)");
+    };
+    reg.set_archived(&name, v, archived).await?;
+    println!(
+        "{name}@{v} {}",
+        if archived { "archived" } else { "restored" }
+    );
+    Ok(())
+}
+
+/// `traffic m alias=pct …` (empty: clear).
+///
+/// # Errors
+/// A malformed pair, an unknown alias, percentages not summing to 100.
+pub async fn traffic(reg: &ModelRegistry, name: &str, pairs: &[String]) -> anyhow::Result<()> {
+    let mut split = BTreeMap::new();
+    for p in pairs {
+        let (a, w) = p
+            .split_once('=')
+            .with_context(|| format!("{p:?}: expected ALIAS=PERCENT, e.g. canary=10"))?;
+        let w: u32 = w
+            .parse()
+            .with_context(|| format!("{p:?}: the percentage is not a whole number"))?;
+        if split.insert(a.to_string(), w).is_some() {
+            anyhow::bail!("alias {a} is given twice");
+        }
+    }
+    reg.set_traffic(name, &split).await?;
+    if split.is_empty() {
+        println!("{name}: traffic split cleared (everything to production)");
+    } else {
+        let text: Vec<String> = split.iter().map(|(a, w)| format!("{a} {w} %")).collect();
+        println!("{name}: traffic {}", text.join(", "));
+    }
+    Ok(())
+}
+
 /// Exports a version to ONNX.
 ///
 /// # Errors

@@ -45,6 +45,28 @@ pub enum Cmd {
     /// Point an alias at a version (`alias m canary 3`), optionally with a threshold
     /// override; or remove it (`alias m canary --remove`).
     Alias(AliasArgs),
+    /// Archive a version (`archive m@3`; `--restore` brings it back): a version flag, not an
+    /// alias — the version stays reachable by number but takes no new alias or rollback.
+    Archive {
+        /// `m@3`.
+        reference: String,
+        /// Un-archive.
+        #[arg(long)]
+        restore: bool,
+    },
+    /// Set the model's traffic split over aliases, percent summing to 100
+    /// (`traffic m production=90 canary=10`), or `--clear` it. Requests naming just `m` go
+    /// by it, hashed on their routing key.
+    Traffic {
+        /// The model.
+        name: String,
+        /// `ALIAS=PERCENT`…
+        #[arg(value_name = "ALIAS=PERCENT", required_unless_present = "clear")]
+        split: Vec<String>,
+        /// Remove the split (everything to `production`).
+        #[arg(long, conflicts_with = "split")]
+        clear: bool,
+    },
     /// Delete a version (`m@3`) or a whole model (`m`): a tombstone in the log; the bytes
     /// stay in the topic until its retention (infinite) removes them.
     Delete {
@@ -199,6 +221,14 @@ pub fn run(g: &Global, cmd: Cmd) -> anyhow::Result<()> {
                 models::alias(&reg, &a.name, &a.alias, a.target, a.threshold, a.remove).await
             }
             Cmd::Delete { reference } => models::delete(&reg, &reference).await,
+            Cmd::Archive { reference, restore } => {
+                models::archive(&reg, &reference, !restore).await
+            }
+            Cmd::Traffic {
+                name,
+                split,
+                clear: _,
+            } => models::traffic(&reg, &name, &split).await,
             Cmd::Export(a) => match a.format {
                 ExportFormat::Onnx => models::export_onnx(&reg, &a.reference, &a.out).await,
             },

@@ -275,6 +275,34 @@ fn train_promote_rollback_alias_evaluate_export_delete() {
     assert!(fail(d, &["model", "alias", "engine", "7up", "2"]).contains("no leading digit"));
     assert!(fail(d, &["model", "promote", "engine@9"]).contains("no version 9"));
 
+    // Traffic split and the archived flag.
+    assert!(
+        fail(
+            d,
+            &["model", "traffic", "engine", "production=90", "canary=20"]
+        )
+        .contains("110")
+    );
+    assert!(
+        ok(
+            d,
+            &["model", "traffic", "engine", "production=90", "canary=10"]
+        )
+        .contains("canary 10 %")
+    );
+    assert_eq!(
+        json(d, &["model", "show", "engine"])["traffic"]["canary"],
+        10
+    );
+    assert!(fail(d, &["model", "archive", "engine@2"]).contains("engine@canary"));
+    ok(d, &["model", "traffic", "engine", "--clear"]);
+    assert!(
+        json(d, &["model", "show", "engine"])["traffic"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+    );
+
     assert!(fail(d, &["model", "delete", "engine@1"]).contains("production"));
     ok(d, &["model", "delete", "engine@2"]);
     let model = json(d, &["model", "show", "engine"]);
