@@ -412,4 +412,36 @@ mod tests {
         assert_eq!(h.normal, [1, 0, 1, 0]);
         assert_eq!(h.edges.len(), 5);
     }
+
+    #[test]
+    fn a_type_without_positives_is_nan_with_a_warning() {
+        let labels = vec![
+            None,
+            Some("spike".to_string()),
+            None,
+            Some("spike".to_string()),
+        ];
+        let ev = Evaluation::new(
+            &[0.1, 0.9, 0.2, 0.8],
+            &labels,
+            0.5,
+            &["spike", "stuck_sensor"],
+        );
+        assert_eq!(ev.per_type["spike"].roc_auc, 1.0);
+        assert_eq!(ev.per_type["spike"].positives, 2);
+        let stuck = &ev.per_type["stuck_sensor"];
+        assert!(stuck.roc_auc.is_nan() && stuck.average_precision.is_nan());
+        assert!(
+            ev.warnings.iter().any(|w| w.contains("stuck_sensor")),
+            "{:?}",
+            ev.warnings
+        );
+        // NaN goes out as null, and comes back as NaN.
+        let json = serde_json::to_value(&ev).unwrap();
+        assert!(json["per_type"]["stuck_sensor"]["roc_auc"].is_null());
+        let back: Evaluation = serde_json::from_value(json).unwrap();
+        assert!(back.per_type["stuck_sensor"].roc_auc.is_nan());
+        assert_eq!(ev.prevalence, 0.5);
+        assert_eq!((ev.confusion.tp, ev.confusion.fp), (2, 0));
+    }
 }

@@ -313,3 +313,47 @@ async fn bounded_replay_on_kafka() {
         20 * 120 + 20 * 30
     );
 }
+
+#[test]
+fn bundles_refuse_an_unknown_major_and_damaged_blobs() {
+    let b = fit("kmeans", &shifted_table(0.0, 0.0));
+    let dir = tempfile::tempdir().unwrap();
+    b.write_dir(dir.path()).unwrap();
+    let manifest = dir.path().join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("\"format_version\": \"1.0\""), "{text}");
+    // Nothing executable: a JSON manifest and safetensors weights, each blob with its sha256.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let mut names = names;
+    names.sort();
+    assert_eq!(names, ["manifest.json", "weights.safetensors"]);
+    // A newer minor reads; another major is refused by name.
+    std::fs::write(
+        &manifest,
+        text.replace("\"format_version\": \"1.0\"", "\"format_version\": \"1.4\""),
+    )
+    .unwrap();
+    Bundle::read_dir(dir.path()).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("\"format_version\": \"1.0\"", "\"format_version\": \"2.0\""),
+    )
+    .unwrap();
+    let e = Bundle::read_dir(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("2.0") && e.contains("1.x"), "{e}");
+    // A flipped byte in the weights: the sha256 check names the blob.
+    std::fs::write(&manifest, &text).unwrap();
+    let w = dir.path().join("weights.safetensors");
+    let mut bytes = std::fs::read(&w).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&w, &bytes).unwrap();
+    let e = Bundle::read_dir(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("weights.safetensors") && e.contains("sha256"),
+        "{e}"
+    );
+}
