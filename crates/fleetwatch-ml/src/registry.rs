@@ -14,10 +14,12 @@
 //! - `alias_moved`: `{alias, version | null, threshold | null, rollback}`.
 //! - `version_flagged`: `{version, archived}` — `archived` is a version flag, not an alias:
 //!   an archived version keeps its number and bytes but takes no new alias and no traffic.
-//! - `traffic_set`: `{split: {alias: percent, …} | {}}` — the model's traffic split over
-//!   aliases (percentages summing to 100; `{}` clears it). A request without an explicit
-//!   version or alias goes by it, hashed on its routing key (a VIN, say), so one key always
-//!   lands on the same alias while the split stands.
+//! - `traffic_set`: a [`TrafficSplit`] `{arms: [{target, weight_bp}], shadows, salt}` — the
+//!   model's A/B split over aliases or versions (basis points summing to 10,000; no arms
+//!   clears it), shared by the stream scorer and the model server. A request without an
+//!   explicit version or alias goes by it: bucket = Kafka's positive murmur2 of
+//!   `salt ‖ routing key` mod 10,000, so the unit of randomisation is the key (the car) and
+//!   the salt decorrelates buckets from partitioning. Shadows score off the output path.
 //! - `deleted`: `{version | null}` — a tombstone: the version (or the whole model) is gone
 //!   from the registry, but its bytes stay in the log until retention (infinite here)
 //!   removes them.
@@ -168,9 +170,59 @@ struct VersionFlagged {
     archived: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct TrafficSet {
-    split: BTreeMap<String, u32>,
+/// One arm of a traffic split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficArm {
+    /// An alias (`canary`) or a version number (`7`).
+    pub target: String,
+    /// Its share, basis points (1 – 10,000).
+    pub weight_bp: u32,
+}
+
+/// A model's traffic split (empty `arms`: none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficSplit {
+    /// The arms, in order: bucket ranges are laid out in this order.
+    pub arms: Vec<TrafficArm>,
+    /// Versions or aliases that also score every request, off the output path.
+    #[serde(default)]
+    pub shadows: Vec<String>,
+    /// Hashed in front of the key.
+    #[serde(default)]
+    pub salt: String,
+}
+
+impl TrafficSplit {
+    /// The bucket (0 – 9,999) of a routing key under this split's salt.
+    pub fn bucket(&self, routing_key: &[u8]) -> u32 {
+        let mut k = Vec::with_capacity(self.salt.len() + routing_key.len());
+        k.extend_from_slice(self.salt.as_bytes());
+        k.extend_from_slice(routing_key);
+        fleetwatch_core::partitioner::partition_for_key(&k, 10_000) as u32
+    }
+
+    /// The arm a routing key falls in.
+    pub fn arm(&self, routing_key: &[u8]) -> Option<&TrafficArm> {
+        let b = self.bucket(routing_key);
+        let mut upto = 0;
+        self.arms.iter().find(|a| {
+            upto += a.weight_bp;
+            b < upto
+        })
+    }
+
+    /// Whether `target` (an alias or a version number as text) is an arm or a shadow.
+    pub fn uses(&self, target: &str) -> bool {
+        self.arms.iter().any(|a| a.target == target) || self.shadows.iter().any(|s| s == target)
+    }
+}
+
+/// An arm or shadow target as a reference of model `name`.
+fn target_ref(name: &str, target: &str) -> ModelRef {
+    match target.parse::<i64>() {
+        Ok(v) => ModelRef::Version(name.to_string(), v),
+        Err(_) => ModelRef::Alias(name.to_string(), target.to_string()),
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -237,8 +289,8 @@ pub struct ModelInfo {
     pub production_history: Vec<i64>,
     /// The highest version ever created (deleted ones included).
     pub last_version: i64,
-    /// The traffic split over aliases, percent (empty: none).
-    pub traffic: BTreeMap<String, u32>,
+    /// The traffic split (no arms: none).
+    pub traffic: TrafficSplit,
     /// Alias moves, oldest first: (alias, version or none, offset).
     #[serde(skip)]
     pub events: Vec<(String, Option<i64>, i64)>,
@@ -551,12 +603,12 @@ impl ModelRegistry {
                 }
             }
             "traffic_set" => {
-                let Ok(t) = serde_json::from_slice::<TrafficSet>(&value) else {
+                let Ok(t) = serde_json::from_slice::<TrafficSplit>(&value) else {
                     bad("an unreadable traffic_set");
                     return Ok(());
                 };
                 if let Some(m) = st.models.get_mut(&name) {
-                    m.traffic = t.split;
+                    m.traffic = t;
                 }
             }
             "deleted" => {
@@ -572,7 +624,7 @@ impl ModelRegistry {
                         model.versions.clear();
                         model.aliases.clear();
                         model.production_history.clear();
-                        model.traffic.clear();
+                        model.traffic = TrafficSplit::default();
                     }
                     Some(v) => {
                         model.versions.remove(&v);
@@ -842,7 +894,7 @@ impl ModelRegistry {
                 "model {name:?} has no alias {alias:?}"
             )));
         }
-        if m.traffic.contains_key(alias) {
+        if m.traffic.uses(alias) {
             return Err(MlError::options(format!(
                 "{name}@{alias} is in the traffic split: change the split first"
             )));
@@ -927,11 +979,13 @@ impl ModelRegistry {
                     "{name}@{v} is production: promote or roll back to another version first"
                 )));
             }
-            if let Some((a, _)) = m
+            let via = m
                 .aliases
                 .iter()
-                .find(|(a, i)| i.version == v && m.traffic.contains_key(*a))
-            {
+                .find(|(a, i)| i.version == v && m.traffic.uses(a))
+                .map(|(a, _)| a.clone())
+                .or_else(|| m.traffic.uses(&v.to_string()).then(|| v.to_string()));
+            if let Some(a) = via {
                 return Err(MlError::options(format!(
                     "{name}@{v} takes traffic through {name}@{a}: change the split first"
                 )));
@@ -954,6 +1008,11 @@ impl ModelRegistry {
                 "model {name:?} has no version {version}"
             )));
         }
+        if archived && m.traffic.uses(&version.to_string()) {
+            return Err(MlError::options(format!(
+                "{name}@{version} takes traffic: change the split before archiving it"
+            )));
+        }
         if archived && let Some((a, _)) = m.aliases.iter().find(|(_, i)| i.version == version) {
             return Err(MlError::options(format!(
                 "{name}@{version} is {name}@{a}: move the alias before archiving it"
@@ -964,60 +1023,78 @@ impl ModelRegistry {
         self.append_event(name, "version_flagged", v).await
     }
 
-    /// Sets the model's traffic split over aliases (percent, summing to 100); an empty split
-    /// clears it.
+    /// Sets the model's traffic split; one without arms clears it.
     ///
     /// # Errors
-    /// An unknown alias, a zero weight, weights not summing to 100.
-    pub async fn set_traffic(&self, name: &str, split: &BTreeMap<String, u32>) -> MlResult<()> {
+    /// An unknown alias or version, a broken or archived version, a zero weight, weights not
+    /// summing to 10,000 basis points, a shadow that is also an arm.
+    pub async fn set_traffic(&self, name: &str, split: &TrafficSplit) -> MlResult<()> {
         let m = self.model(name).await?;
-        for (a, w) in split {
-            if !m.aliases.contains_key(a) {
-                return Err(MlError::NotFound(format!(
-                    "model {name:?} has no alias {a:?} (aliases: {})",
+        let check = |target: &str| -> MlResult<()> {
+            match target_ref(name, target) {
+                ModelRef::Version(_, v) => match m.versions.get(&v) {
+                    None => Err(MlError::NotFound(format!(
+                        "model {name:?} has no version {v}"
+                    ))),
+                    Some(i) if i.status != VersionStatus::Ready => Err(MlError::bundle(format!(
+                        "{name}@{v} is broken: it cannot take traffic"
+                    ))),
+                    Some(i) if i.archived => Err(MlError::options(format!(
+                        "{name}@{v} is archived: it takes no traffic"
+                    ))),
+                    Some(_) => Ok(()),
+                },
+                _ if m.aliases.contains_key(target) => Ok(()),
+                _ => Err(MlError::NotFound(format!(
+                    "model {name:?} has no alias {target:?} (aliases: {})",
                     m.aliases.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))),
+            }
+        };
+        for a in &split.arms {
+            check(&a.target)?;
+            if a.weight_bp == 0 {
+                return Err(MlError::options(format!(
+                    "traffic to {name}@{}: a weight must be at least 1 basis point (leave the arm out instead)",
+                    a.target
                 )));
             }
-            if *w == 0 {
+            if split.arms.iter().filter(|b| b.target == a.target).count() > 1 {
                 return Err(MlError::options(format!(
-                    "traffic to {name}@{a}: a weight must be at least 1 (leave the alias out instead)"
+                    "{name}@{} is given twice",
+                    a.target
                 )));
             }
         }
-        let total: u32 = split.values().sum();
-        if !split.is_empty() && total != 100 {
+        for sh in &split.shadows {
+            check(sh)?;
+            if split.arms.iter().any(|a| &a.target == sh) {
+                return Err(MlError::options(format!(
+                    "{name}@{sh} is an arm: a shadow scores off the output path, it cannot be both"
+                )));
+            }
+        }
+        let total: u32 = split.arms.iter().map(|a| a.weight_bp).sum();
+        if !split.arms.is_empty() && total != 10_000 {
             return Err(MlError::options(format!(
-                "traffic split of {name}: the percentages add up to {total}, not 100"
+                "traffic split of {name}: the weights add up to {total} basis points, not 10000"
             )));
         }
-        let v = serde_json::to_vec(&TrafficSet {
-            split: split.clone(),
-        })
-        .map_err(|e| MlError::bundle(e.to_string()))?;
+        let v = serde_json::to_vec(split).map_err(|e| MlError::bundle(e.to_string()))?;
         self.append_event(name, "traffic_set", v).await
     }
 
     /// Routes a request: an explicit version or alias as [`ModelRegistry::resolve`]; a bare
-    /// model through its traffic split, by `routing_key` (Kafka's murmur2 of the key, so a
-    /// key lands on the same alias as long as the split stands), else `production`.
+    /// model through its traffic split by `routing_key` ([`TrafficSplit::bucket`]), else
+    /// `production`.
     ///
     /// # Errors
     /// As [`ModelRegistry::resolve`].
     pub async fn route(&self, r: &ModelRef, routing_key: &[u8]) -> MlResult<Resolved> {
         if let ModelRef::Model(name) = r {
             let m = self.model(name).await?;
-            if !m.traffic.is_empty() {
-                let bucket =
-                    fleetwatch_core::partitioner::partition_for_key(routing_key, 100) as u32;
-                let mut upto = 0;
-                for (alias, w) in &m.traffic {
-                    upto += w;
-                    if bucket < upto && m.aliases.contains_key(alias) {
-                        return self
-                            .resolve(&ModelRef::Alias(name.clone(), alias.clone()))
-                            .await;
-                    }
-                }
+            if let Some(arm) = m.traffic.arm(routing_key) {
+                return self.resolve(&target_ref(name, &arm.target)).await;
             }
         }
         self.resolve(r).await

@@ -12,7 +12,9 @@ use fleetwatch_core::{Header, Log, OffsetSpec, ReadLimits, Record};
 use fleetwatch_ml::bundle::Bundle;
 use fleetwatch_ml::data::{FrozenRange, PartitionRange};
 use fleetwatch_ml::options::ModelOptions;
-use fleetwatch_ml::registry::{self, ModelRef, ModelRegistry, PRODUCTION, VersionStatus};
+use fleetwatch_ml::registry::{
+    self, ModelRef, ModelRegistry, PRODUCTION, TrafficArm, TrafficSplit, VersionStatus,
+};
 use fleetwatch_ml::table::Table;
 use fleetwatch_ml::train::fit_table;
 use serde_json::{Value, json};
@@ -409,36 +411,66 @@ async fn traffic_split_and_archived_versions() {
         .unwrap();
     }
     reg.move_alias("fraud", "canary", 2, None).await.unwrap();
-    let split = |pairs: &[(&str, u32)]| {
-        pairs
+    let split = |pairs: &[(&str, u32)], salt: &str| TrafficSplit {
+        arms: pairs
             .iter()
-            .map(|(a, w)| ((*a).to_string(), *w))
-            .collect::<BTreeMap<_, _>>()
+            .map(|(t, w)| TrafficArm {
+                target: (*t).to_string(),
+                weight_bp: *w,
+            })
+            .collect(),
+        shadows: Vec::new(),
+        salt: salt.into(),
     };
     // Bad splits are named.
     let e = reg
-        .set_traffic("fraud", &split(&[("production", 90), ("canary", 20)]))
+        .set_traffic(
+            "fraud",
+            &split(&[("production", 9000), ("canary", 2000)], ""),
+        )
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("110"), "{e}");
+    assert!(e.contains("11000"), "{e}");
     let e = reg
-        .set_traffic("fraud", &split(&[("production", 100), ("nope", 0)]))
+        .set_traffic("fraud", &split(&[("production", 10000), ("nope", 0)], ""))
         .await
         .unwrap_err()
         .to_string();
     assert!(e.contains("nope"), "{e}");
-    reg.set_traffic("fraud", &split(&[("production", 80), ("canary", 20)]))
+    let e = reg
+        .set_traffic("fraud", &split(&[("production", 5000), ("9", 5000)], ""))
         .await
-        .unwrap();
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no version 9"), "{e}");
+    let mut with_shadow = split(&[("production", 8000), ("canary", 2000)], "ab-11");
+    with_shadow.shadows = vec!["canary".into()];
+    assert!(
+        reg.set_traffic("fraud", &with_shadow)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("cannot be both")
+    );
+    with_shadow.shadows = vec!["3".into()];
+    reg.set_traffic("fraud", &with_shadow).await.unwrap();
+    assert_eq!(reg.model("fraud").await.unwrap().traffic, with_shadow);
     // Route order: explicit version > explicit alias > traffic split > production.
     let bare = ModelRef::parse("fraud").unwrap();
     let mut to_canary = 0;
     for i in 0..2000 {
         let key = format!("WVWZZZ1JZ3W{i:06}");
         let a = reg.route(&bare, key.as_bytes()).await.unwrap();
-        let b = reg.route(&bare, key.as_bytes()).await.unwrap();
-        assert_eq!(a, b, "one key, one alias");
+        assert_eq!(
+            a,
+            reg.route(&bare, key.as_bytes()).await.unwrap(),
+            "one key, one arm"
+        );
+        assert_eq!(
+            with_shadow.bucket(key.as_bytes()) < 8000,
+            a.alias.as_deref() == Some("production")
+        );
         if a.alias.as_deref() == Some("canary") {
             assert_eq!(a.version, 2);
             to_canary += 1;
@@ -449,6 +481,18 @@ async fn traffic_split_and_archived_versions() {
     assert!(
         (300..500).contains(&to_canary),
         "20 % of 2,000 keys to canary, got {to_canary}"
+    );
+    // Another salt, other buckets: the split does not follow partitioning.
+    let other = split(&[("production", 8000), ("canary", 2000)], "other-salt");
+    let differ = (0..2000).filter(|i| {
+        let k = format!("WVWZZZ1JZ3W{i:06}");
+        (other.bucket(k.as_bytes()) < 8000) != (with_shadow.bucket(k.as_bytes()) < 8000)
+    });
+    assert!(differ.count() > 200);
+    // The hashed bytes are salt then key (core's Kafka murmur2, positive, mod 10,000).
+    assert_eq!(
+        with_shadow.bucket(b"car-1"),
+        (fleetwatch_core::partitioner::partition_for_key(b"ab-11car-1", 10_000)) as u32
     );
     assert_eq!(
         reg.route(&ModelRef::parse("fraud@3").unwrap(), b"k")
@@ -464,7 +508,7 @@ async fn traffic_split_and_archived_versions() {
             .version,
         1
     );
-    // Moving the alias moves its traffic; an alias in the split cannot go.
+    // Moving the alias moves its traffic; what takes traffic cannot go.
     reg.move_alias("fraud", "canary", 3, None).await.unwrap();
     let mut moved = 0;
     for i in 0..200 {
@@ -490,7 +534,9 @@ async fn traffic_split_and_archived_versions() {
             .to_string()
             .contains("traffic")
     );
-    reg.set_traffic("fraud", &BTreeMap::new()).await.unwrap();
+    reg.set_traffic("fraud", &TrafficSplit::default())
+        .await
+        .unwrap();
     assert_eq!(
         reg.route(&bare, b"anything")
             .await
@@ -551,5 +597,5 @@ async fn traffic_split_and_archived_versions() {
         .unwrap();
     let m = again.model("fraud").await.unwrap();
     assert!(m.versions[&2].archived);
-    assert!(m.traffic.is_empty());
+    assert!(m.traffic.arms.is_empty());
 }

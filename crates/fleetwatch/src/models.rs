@@ -6,7 +6,9 @@ use fleetwatch_core::Log;
 use fleetwatch_ml::bundle::Bundle;
 use fleetwatch_ml::data::RangeSpec;
 use fleetwatch_ml::options::parse_option;
-use fleetwatch_ml::registry::{ModelRef, ModelRegistry, PRODUCTION, VersionStatus};
+use fleetwatch_ml::registry::{
+    ModelRef, ModelRegistry, PRODUCTION, TrafficArm, TrafficSplit, VersionStatus,
+};
 use fleetwatch_ml::table::Feature;
 use fleetwatch_ml::train::{TrainEvent, TrainJob};
 use serde_json::{Value, json};
@@ -339,29 +341,55 @@ pub async fn archive(reg: &ModelRegistry, reference: &str, archived: bool) -> an
     Ok(())
 }
 
-/// `traffic m alias=pct …` (empty: clear).
+/// `traffic m target=bp … [--shadow t] [--salt s]` (no arms: clear).
 ///
 /// # Errors
-/// A malformed pair, an unknown alias, percentages not summing to 100.
-pub async fn traffic(reg: &ModelRegistry, name: &str, pairs: &[String]) -> anyhow::Result<()> {
-    let mut split = BTreeMap::new();
+/// A malformed pair, an unknown target, weights not summing to 10,000.
+pub async fn traffic(
+    reg: &ModelRegistry,
+    name: &str,
+    pairs: &[String],
+    shadows: Vec<String>,
+    salt: String,
+) -> anyhow::Result<()> {
+    let mut arms = Vec::new();
     for p in pairs {
-        let (a, w) = p
+        let (t, w) = p
             .split_once('=')
-            .with_context(|| format!("{p:?}: expected ALIAS=PERCENT, e.g. canary=10"))?;
-        let w: u32 = w
+            .with_context(|| format!("{p:?}: expected TARGET=BASIS_POINTS, e.g. canary=1000"))?;
+        let weight_bp: u32 = w
             .parse()
-            .with_context(|| format!("{p:?}: the percentage is not a whole number"))?;
-        if split.insert(a.to_string(), w).is_some() {
-            anyhow::bail!("alias {a} is given twice");
-        }
+            .with_context(|| format!("{p:?}: the weight is not a whole number of basis points"))?;
+        arms.push(TrafficArm {
+            target: t.to_string(),
+            weight_bp,
+        });
     }
+    let split = TrafficSplit {
+        arms,
+        shadows,
+        salt,
+    };
     reg.set_traffic(name, &split).await?;
-    if split.is_empty() {
+    if split.arms.is_empty() {
         println!("{name}: traffic split cleared (everything to production)");
-    } else {
-        let text: Vec<String> = split.iter().map(|(a, w)| format!("{a} {w} %")).collect();
-        println!("{name}: traffic {}", text.join(", "));
+        return Ok(());
+    }
+    let text: Vec<String> = split
+        .arms
+        .iter()
+        .map(|a| {
+            format!(
+                "{}={} ({:.2} % of routing keys)",
+                a.target,
+                a.weight_bp,
+                f64::from(a.weight_bp) / 100.0
+            )
+        })
+        .collect();
+    println!("{name}: traffic {}", text.join(", "));
+    if !split.shadows.is_empty() {
+        println!("{name}: shadows {}", split.shadows.join(", "));
     }
     Ok(())
 }

@@ -131,7 +131,7 @@ impl Rng {
     }
 }
 
-/// The benchmark's rows: `rows` × [`WIDTH`] from [`LATENT`] factors.
+/// The benchmark's rows: `rows` × [`WIDTH`] from 8 latent factors.
 pub fn rows(rows: usize) -> Table {
     let mut rng = Rng(20_261_204);
     let mix: Vec<f64> = (0..LATENT * WIDTH).map(|_| rng.normal() * 0.6).collect();

@@ -54,17 +54,23 @@ pub enum Cmd {
         #[arg(long)]
         restore: bool,
     },
-    /// Set the model's traffic split over aliases, percent summing to 100
-    /// (`traffic m production=90 canary=10`), or `--clear` it. Requests naming just `m` go
-    /// by it, hashed on their routing key.
+    /// Set the model's A/B traffic split over aliases or versions, in basis points summing to
+    /// 10,000 (`traffic m production=9000 canary=1000 --shadow 7 --salt ab-11`), or `--clear`
+    /// it. Requests naming just `m` go by it: bucket = murmur2(salt ‖ routing key) mod 10,000.
     Traffic {
         /// The model.
         name: String,
-        /// `ALIAS=PERCENT`…
-        #[arg(value_name = "ALIAS=PERCENT", required_unless_present = "clear")]
-        split: Vec<String>,
+        /// `ALIAS=BASIS_POINTS` or `VERSION=BASIS_POINTS`…
+        #[arg(value_name = "TARGET=BP", required_unless_present = "clear")]
+        arms: Vec<String>,
+        /// A version or alias that also scores every request, off the output path (repeatable).
+        #[arg(long = "shadow", value_name = "TARGET")]
+        shadows: Vec<String>,
+        /// Hashed in front of the routing key, so buckets do not follow partitioning.
+        #[arg(long, default_value = "")]
+        salt: String,
         /// Remove the split (everything to `production`).
-        #[arg(long, conflicts_with = "split")]
+        #[arg(long, conflicts_with_all = ["arms", "shadows"])]
         clear: bool,
     },
     /// Delete a version (`m@3`) or a whole model (`m`): a tombstone in the log; the bytes
@@ -226,9 +232,11 @@ pub fn run(g: &Global, cmd: Cmd) -> anyhow::Result<()> {
             }
             Cmd::Traffic {
                 name,
-                split,
+                arms,
+                shadows,
+                salt,
                 clear: _,
-            } => models::traffic(&reg, &name, &split).await,
+            } => models::traffic(&reg, &name, &arms, shadows, salt).await,
             Cmd::Export(a) => match a.format {
                 ExportFormat::Onnx => models::export_onnx(&reg, &a.reference, &a.out).await,
             },

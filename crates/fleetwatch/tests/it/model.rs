@@ -276,32 +276,41 @@ fn train_promote_rollback_alias_evaluate_export_delete() {
     assert!(fail(d, &["model", "promote", "engine@9"]).contains("no version 9"));
 
     // Traffic split and the archived flag.
-    assert!(
-        fail(
-            d,
-            &["model", "traffic", "engine", "production=90", "canary=20"]
-        )
-        .contains("110")
+    let e = fail(
+        d,
+        &[
+            "model",
+            "traffic",
+            "engine",
+            "production=9000",
+            "canary=2000",
+        ],
+    );
+    assert!(e.contains("11000"), "{e}");
+    let out = ok(
+        d,
+        &[
+            "model",
+            "traffic",
+            "engine",
+            "production=9000",
+            "canary=1000",
+            "--salt",
+            "ab-11",
+        ],
     );
     assert!(
-        ok(
-            d,
-            &["model", "traffic", "engine", "production=90", "canary=10"]
-        )
-        .contains("canary 10 %")
+        out.contains("canary=1000 (10.00 % of routing keys)"),
+        "{out}"
     );
-    assert_eq!(
-        json(d, &["model", "show", "engine"])["traffic"]["canary"],
-        10
-    );
+    let t = json(d, &["model", "show", "engine"])["traffic"].clone();
+    assert_eq!(t["arms"][1]["target"], "canary");
+    assert_eq!(t["arms"][1]["weight_bp"], 1000);
+    assert_eq!(t["salt"], "ab-11");
     assert!(fail(d, &["model", "archive", "engine@2"]).contains("engine@canary"));
     ok(d, &["model", "traffic", "engine", "--clear"]);
-    assert!(
-        json(d, &["model", "show", "engine"])["traffic"]
-            .as_object()
-            .unwrap()
-            .is_empty()
-    );
+    let t = json(d, &["model", "show", "engine"])["traffic"].clone();
+    assert!(t["arms"].as_array().unwrap().is_empty(), "{t}");
 
     assert!(fail(d, &["model", "delete", "engine@1"]).contains("production"));
     ok(d, &["model", "delete", "engine@2"]);
