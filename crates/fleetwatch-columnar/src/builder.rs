@@ -79,6 +79,16 @@ pub(crate) struct Row {
 const SHAPE_FIELDS: usize = 64;
 
 impl Row {
+    /// The name at position `k` of the last object's shape and the column it matched, when
+    /// its bytes can be matched raw in the input (no quote, backslash or control byte).
+    #[inline]
+    pub(crate) fn shape_at(&self, k: usize) -> Option<(&[u8], Option<usize>)> {
+        self.shape
+            .get(k)
+            .filter(|(n, _)| n.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\'))
+            .map(|(n, f)| (&n[..], *f))
+    }
+
     /// [`Row::lookup`] for the `k`-th field of an object, through the shape of the last one.
     #[inline]
     pub(crate) fn lookup_at(&mut self, k: usize, name: &[u8], hint: usize) -> Option<usize> {

@@ -170,6 +170,28 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Skips, eight bytes at a time, string bytes that need no look: no `"`, no backslash, no
+    /// control character (the byte loop after it decides on those).
+    #[inline]
+    fn skip_plain_string_bytes(&mut self) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        while let Some(w) = self.b.get(self.i..self.i + 8) {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            let w = u64::from_le_bytes(a);
+            let quote = has_zero(w ^ (ONES * u64::from(b'"')));
+            let backslash = has_zero(w ^ (ONES * u64::from(b'\\')));
+            // Any byte < 0x20 (exact for a bound ≤ 0x80).
+            let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+            if quote | backslash | control != 0 {
+                return;
+            }
+            self.i += 8;
+        }
+    }
+
     /// Scans the string at `i` (which is `"`); returns the span of its contents and whether it
     /// has escapes.
     #[inline]
@@ -177,7 +199,14 @@ impl<'a> Scanner<'a> {
         self.i += 1;
         let start = self.i;
         let mut esc = false;
+        // Plain bytes eight at a time at the start and after each escape; within the last
+        // word before a special byte, one at a time.
+        let mut skip = true;
         loop {
+            if skip {
+                self.skip_plain_string_bytes();
+                skip = false;
+            }
             let Some(&c) = self.b.get(self.i) else {
                 return Err(self.err("unterminated string"));
             };
@@ -189,6 +218,7 @@ impl<'a> Scanner<'a> {
                 }
                 b'\\' => {
                     esc = true;
+                    skip = true;
                     match self.b.get(self.i + 1) {
                         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
                             self.i += 2;
@@ -591,6 +621,28 @@ impl<'a> Scanner<'a> {
 
     /// Decodes the object at `i` into the columns of `row`, each of which has `len` rows
     /// before; columns it names get one more (a repeated field replaces the earlier value).
+    /// The value of a field matched to column `found` (skipped when `None`).
+    #[inline]
+    fn field_value(
+        &mut self,
+        row: &mut Row,
+        found: Option<usize>,
+        len: usize,
+        hint: &mut usize,
+    ) -> Result<(), RowError> {
+        match found {
+            Some(ci) => {
+                *hint = ci + 1;
+                let col = &mut row.cols[ci];
+                if col.len() > len {
+                    col.truncate(len);
+                }
+                self.value_into(col).map_err(|e| e.within(&col.name))
+            }
+            None => self.skip_value(0),
+        }
+    }
+
     fn object_into_row(&mut self, row: &mut Row, len: usize) -> Result<(), RowError> {
         let b = self.b;
         self.i += 1;
@@ -606,6 +658,31 @@ impl<'a> Scanner<'a> {
             if self.peek() != Some(b'"') {
                 return Err(self.err("expected a field name"));
             }
+            // Objects from one producer repeat their shape: when the name at this position
+            // last time is here again, byte for byte and closed by a quote, take it without
+            // scanning.
+            if let Some((name, found)) = row.shape_at(k) {
+                let at = self.i + 1;
+                if b.get(at..at + name.len()) == Some(name) && b.get(at + name.len()) == Some(&b'"')
+                {
+                    self.i = at + name.len() + 1;
+                    k += 1;
+                    self.colon()?;
+                    self.field_value(row, found, len, &mut hint)?;
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => {
+                            self.i += 1;
+                            continue;
+                        }
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.err("expected ',' or '}'")),
+                    }
+                }
+            }
             let (s, e, esc) = self.string_span()?;
             let found = if esc {
                 let mut key = std::mem::take(&mut self.scratch);
@@ -620,17 +697,7 @@ impl<'a> Scanner<'a> {
             };
             k += 1;
             self.colon()?;
-            match found {
-                Some(ci) => {
-                    hint = ci + 1;
-                    let col = &mut row.cols[ci];
-                    if col.len() > len {
-                        col.truncate(len);
-                    }
-                    self.value_into(col).map_err(|e| e.within(&col.name))?;
-                }
-                None => self.skip_value(0)?,
-            }
+            self.field_value(row, found, len, &mut hint)?;
             self.ws();
             match self.peek() {
                 Some(b',') => self.i += 1,

@@ -151,9 +151,58 @@ pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) -> bool {
     if !v.is_finite() {
         return false;
     }
+    if write_short_decimal(out, v) {
+        return true;
+    }
     let mut buf = ryu::Buffer::new();
     out.extend_from_slice(buf.format_finite(v).as_bytes());
     true
+}
+
+/// The common case of sensor readings and amounts — a double that is a decimal with at most
+/// four fractional digits, 1e-4 ≤ |v| < 1e15 — written without the shortest-digits search,
+/// byte for byte as ryu writes it (`85.5`, `12.0`, `0.0042`).
+///
+/// Why it is the same text: for the smallest `k` with `fl(y / 10^k) = v` (`y` an integer,
+/// IEEE division correctly rounded), the decimal `y·10^-k` reads back as `v`, and no decimal
+/// with fewer fractional digits does; `|y| < 2^52` makes the spacing of doubles near `v`
+/// smaller than `10^-k`, so no other `k`-digit decimal reads back as `v` either — the one
+/// shortest round-trip text, which is what ryu prints, in plain notation in this range.
+#[inline]
+fn write_short_decimal(out: &mut Vec<u8>, v: f64) -> bool {
+    const POW: [f64; 5] = [1.0, 10.0, 100.0, 1_000.0, 10_000.0];
+    const LIMIT: f64 = 4_503_599_627_370_496.0; // 2^52
+    let a = v.abs();
+    if !(1e-4..1e15).contains(&a) {
+        return false;
+    }
+    for (k, &p) in POW.iter().enumerate() {
+        let y = (a * p).round();
+        if y >= LIMIT {
+            return false;
+        }
+        if y / p == a {
+            let (y, p) = (y as u64, p as u64);
+            if v < 0.0 {
+                out.push(b'-');
+            }
+            write_int(out, y / p);
+            out.push(b'.');
+            if k == 0 {
+                out.push(b'0');
+            } else {
+                let mut digits = [b'0'; 4];
+                let mut f = y % p;
+                for d in digits[..k].iter_mut().rev() {
+                    *d = b'0' + (f % 10) as u8;
+                    f /= 10;
+                }
+                out.extend_from_slice(&digits[..k]);
+            }
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -200,6 +249,62 @@ mod tests {
         assert_eq!(w(0, 3), "0.000");
         assert_eq!(w(42, 0), "42");
         assert_eq!(w(i128::MIN + 1, 0), (i128::MIN + 1).to_string());
+    }
+
+    #[test]
+    fn the_short_decimal_path_writes_what_ryu_writes() {
+        let ryu = |v: f64| ryu::Buffer::new().format_finite(v).to_string();
+        let ours = |v: f64| {
+            let mut o = Vec::new();
+            assert!(write_f64(&mut o, v));
+            String::from_utf8(o).unwrap()
+        };
+        let mut checked = 0u64;
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..300_000 {
+            let r = next();
+            // Decimals of every digit count and scale, their neighbours, and raw bit patterns.
+            let k = (r % 7) as i32;
+            let mag = 10f64.powi((r >> 8) as i32 % 17);
+            let d = ((r >> 16) % 1_000_000_007) as f64 * mag / 10f64.powi(k + 6);
+            let sign = if r & 1 == 0 { 1.0 } else { -1.0 };
+            let bits = f64::from_bits(next());
+            for v in [
+                sign * d,
+                sign * f64::from_bits(d.to_bits() + 1),
+                sign * f64::from_bits(d.to_bits().saturating_sub(1)),
+                bits,
+                (r % 100_000) as f64 / 10.0,
+                (r % 100_000) as f64 / 100.0 + 0.005,
+            ] {
+                if v.is_finite() {
+                    assert_eq!(ours(v), ryu(v), "{v:e} ({:#x})", v.to_bits());
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1_500_000);
+        for v in [
+            85.5,
+            -0.0001,
+            0.0001,
+            1e-4,
+            9.99e14,
+            1e15,
+            4503599627370495.5,
+            0.1 + 0.2,
+            123.0,
+            1e-5,
+            -7.25,
+        ] {
+            assert_eq!(ours(v), ryu(v), "{v:e}");
+        }
     }
 
     #[test]

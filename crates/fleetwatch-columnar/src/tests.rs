@@ -192,6 +192,85 @@ fn json_string_escapes() {
 }
 
 #[test]
+fn json_strings_with_a_special_byte_at_every_position() {
+    // The scanner skips plain bytes eight at a time: a quote, backslash escape or control
+    // character must be seen wherever it falls in a word, and text around it kept.
+    let s = schema(vec![f("s", DataType::Utf8)]);
+    for len in 0..40 {
+        for at in 0..len {
+            let mut body: Vec<String> = (0..len)
+                .map(|i| ((b'a' + (i % 26) as u8) as char).to_string())
+                .collect();
+            let expected_char;
+            match at % 4 {
+                0 => {
+                    body[at] = "\\\"".into();
+                    expected_char = "\"";
+                }
+                1 => {
+                    body[at] = "\\\\".into();
+                    expected_char = "\\";
+                }
+                2 => {
+                    body[at] = "\\u00e9".into();
+                    expected_char = "é";
+                }
+                _ => {
+                    body[at] = "é".into();
+                    expected_char = "é";
+                }
+            }
+            let row = format!("{{\"s\":\"{}\"}}", body.concat());
+            let b = json_rows(&s, &[&row]);
+            let mut want: Vec<String> = (0..len)
+                .map(|i| ((b'a' + (i % 26) as u8) as char).to_string())
+                .collect();
+            want[at] = expected_char.into();
+            assert_eq!(
+                b.column(0).as_string::<i32>().value(0),
+                want.concat(),
+                "{row}"
+            );
+            // A raw control character there is refused.
+            let mut raw = body.clone();
+            raw[at] = "\u{1}".into();
+            let bad = format!("{{\"s\":\"{}\"}}", raw.concat());
+            assert!(json_err(&s, &bad).contains("control character"), "{bad:?}");
+        }
+        // Unterminated at any length.
+        let open = format!("{{\"s\":\"{}", "x".repeat(len));
+        assert!(json_err(&s, &open).contains("unterminated"), "{open}");
+    }
+}
+
+#[test]
+fn json_field_names_through_the_shape_of_the_last_row() {
+    // Rows change shape under the decoder: a name that is a prefix of another, reordered
+    // fields, an escaped name, another case, unknown and repeated fields.
+    let s = schema(vec![f("a", DataType::Int64), f("b", DataType::Int64), f("ab", DataType::Int64)]);
+    let b = json_rows(
+        &s,
+        &[
+            r#"{"a":1,"b":2,"ab":3}"#,
+            r#"{"ab":4,"a":5}"#,
+            r#"{"a":6,"b":7,"ab":8}"#,
+            r#"{"a\u0062":9,"b":10}"#,
+            r#"{"A":11,"zz":{"a":99},"b":12}"#,
+            r#"{"a":13,"a":14}"#,
+            r#"{"a":15,"b":16,"ab":17}"#,
+        ],
+    );
+    assert_eq!(i64s(b.column(0)), [Some(1), Some(5), Some(6), None, Some(11), Some(14), Some(15)]);
+    assert_eq!(i64s(b.column(1)), [Some(2), None, Some(7), Some(10), Some(12), None, Some(16)]);
+    assert_eq!(i64s(b.column(2)), [Some(3), Some(4), Some(8), Some(9), None, None, Some(17)]);
+    // A remembered name followed by something else than the closing quote is not taken.
+    let mut d = JsonDecoder::new(s.clone(), JsonOptions::default()).unwrap();
+    d.append(br#"{"a":1}"#).unwrap();
+    assert!(d.append(br#"{"a:2}"#).is_err());
+    assert!(d.append(br#"{"a"2}"#).is_err());
+}
+
+#[test]
 fn json_field_matching() {
     // Exact first, then case-insensitive; unknown fields skipped, nested ones too; a repeated
     // field replaces the earlier value.

@@ -334,6 +334,11 @@ pub fn decode_records(
     let mut c = Cursor {
         buf: batch.slice(HEADER_LEN..header.total_len),
     };
+    // One growth per batch, not a doubling series (the count is checked against the bytes
+    // as records decode; a lying header cannot make this reserve more than the batch holds).
+    let skip = usize::try_from((min_offset - header.base_offset).max(0)).unwrap_or(0);
+    let count = usize::try_from(header.record_count).unwrap_or(0);
+    out.reserve(count.saturating_sub(skip).min(header.total_len / 4));
     for i in 0..i64::from(header.record_count) {
         let timestamp = header.first_timestamp.wrapping_add(c.varint()?);
         let key = c.opt_bytes()?;

@@ -80,6 +80,14 @@ impl Default for MaskChars {
 }
 
 impl MaskChars {
+    /// Whether every replacement character is ASCII (or kept as is).
+    #[inline]
+    pub fn is_ascii(&self) -> bool {
+        [self.upper, self.lower, self.digit, self.other]
+            .iter()
+            .all(|c| c.is_none_or(|c| c.is_ascii()))
+    }
+
     /// The mask of one character.
     #[inline]
     pub fn mask(&self, c: char) -> char {
@@ -139,6 +147,15 @@ impl Span {
 
 /// Appends the masked `input` to `out`.
 pub fn mask_into(out: &mut String, input: &str, span: Span, chars: &MaskChars) {
+    if input.is_ascii() && chars.is_ascii() {
+        mask_ascii_into(out, input.as_bytes(), span, chars);
+    } else {
+        mask_chars_into(out, input, span, chars);
+    }
+}
+
+/// [`mask_into`] a character at a time (any input).
+fn mask_chars_into(out: &mut String, input: &str, span: Span, chars: &MaskChars) {
     // Character positions are only needed for the right-anchored spans.
     let len = match span {
         Span::KeepRight(_) | Span::Right(_) if input.is_ascii() => input.len(),
@@ -155,6 +172,47 @@ pub fn mask_into(out: &mut String, input: &str, span: Span, chars: &MaskChars) {
             Span::Right(n) => i + n >= len,
         };
         out.push(if masked { chars.mask(c) } else { c });
+    }
+}
+
+/// [`mask_into`] for ASCII input and ASCII mask characters: bytes are characters, masked
+/// through a stack buffer and appended a chunk at a time.
+fn mask_ascii_into(out: &mut String, input: &[u8], span: Span, chars: &MaskChars) {
+    let len = input.len();
+    let (upper, lower, digit, other) = (
+        chars.upper.map(|c| c as u8),
+        chars.lower.map(|c| c as u8),
+        chars.digit.map(|c| c as u8),
+        chars.other.map(|c| c as u8),
+    );
+    out.reserve(len);
+    let mut buf = [0u8; 64];
+    for (ci, chunk) in input.chunks(buf.len()).enumerate() {
+        for (j, &b) in chunk.iter().enumerate() {
+            let i = ci * 64 + j;
+            let masked = match span {
+                Span::All => true,
+                Span::KeepLeft(n) => i >= n,
+                Span::KeepRight(n) => i + n < len,
+                Span::Left(n) => i < n,
+                Span::Right(n) => i + n >= len,
+            };
+            buf[j] = if !masked {
+                b
+            } else {
+                let m = match b {
+                    b'A'..=b'Z' => upper,
+                    b'a'..=b'z' => lower,
+                    b'0'..=b'9' => digit,
+                    _ => other,
+                };
+                m.unwrap_or(b)
+            };
+        }
+        // ASCII in, ASCII out: always valid UTF-8.
+        if let Ok(s) = std::str::from_utf8(&buf[..chunk.len()]) {
+            out.push_str(s);
+        }
     }
 }
 
@@ -300,6 +358,29 @@ mod tests {
 
     fn f(function: &'static str, n: i64) -> String {
         mask(S, Span::of(function, n).unwrap(), &MaskChars::default())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_ascii_path_masks_as_the_character_path(
+            input in "[ -~]{0,150}",
+            n in 0usize..160,
+            which in 0u8..5,
+            keep in proptest::option::of(proptest::char::range('!', '~')),
+        ) {
+            let span = match which {
+                0 => Span::All,
+                1 => Span::KeepLeft(n),
+                2 => Span::KeepRight(n),
+                3 => Span::Left(n),
+                _ => Span::Right(n),
+            };
+            let chars = MaskChars { upper: Some('X'), lower: keep, digit: Some('n'), other: None };
+            let (mut fast, mut slow) = (String::from("prefix:"), String::from("prefix:"));
+            mask_ascii_into(&mut fast, input.as_bytes(), span, &chars);
+            mask_chars_into(&mut slow, &input, span, &chars);
+            proptest::prop_assert_eq!(fast, slow);
+        }
     }
 
     #[test]
