@@ -247,7 +247,11 @@ fn json_strings_with_a_special_byte_at_every_position() {
 fn json_field_names_through_the_shape_of_the_last_row() {
     // Rows change shape under the decoder: a name that is a prefix of another, reordered
     // fields, an escaped name, another case, unknown and repeated fields.
-    let s = schema(vec![f("a", DataType::Int64), f("b", DataType::Int64), f("ab", DataType::Int64)]);
+    let s = schema(vec![
+        f("a", DataType::Int64),
+        f("b", DataType::Int64),
+        f("ab", DataType::Int64),
+    ]);
     let b = json_rows(
         &s,
         &[
@@ -260,9 +264,26 @@ fn json_field_names_through_the_shape_of_the_last_row() {
             r#"{"a":15,"b":16,"ab":17}"#,
         ],
     );
-    assert_eq!(i64s(b.column(0)), [Some(1), Some(5), Some(6), None, Some(11), Some(14), Some(15)]);
-    assert_eq!(i64s(b.column(1)), [Some(2), None, Some(7), Some(10), Some(12), None, Some(16)]);
-    assert_eq!(i64s(b.column(2)), [Some(3), Some(4), Some(8), Some(9), None, None, Some(17)]);
+    assert_eq!(
+        i64s(b.column(0)),
+        [
+            Some(1),
+            Some(5),
+            Some(6),
+            None,
+            Some(11),
+            Some(14),
+            Some(15)
+        ]
+    );
+    assert_eq!(
+        i64s(b.column(1)),
+        [Some(2), None, Some(7), Some(10), Some(12), None, Some(16)]
+    );
+    assert_eq!(
+        i64s(b.column(2)),
+        [Some(3), Some(4), Some(8), Some(9), None, None, Some(17)]
+    );
     // A remembered name followed by something else than the closing quote is not taken.
     let mut d = JsonDecoder::new(s.clone(), JsonOptions::default()).unwrap();
     d.append(br#"{"a":1}"#).unwrap();

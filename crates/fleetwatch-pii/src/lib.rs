@@ -132,6 +132,19 @@ pub enum Span {
 }
 
 impl Span {
+    /// Whether character `i` of a text of `len` characters is masked (`len` is only read by
+    /// the right-anchored spans).
+    #[inline]
+    pub fn masks(self, i: usize, len: usize) -> bool {
+        match self {
+            Span::All => true,
+            Span::KeepLeft(n) => i >= n,
+            Span::KeepRight(n) => i + n < len,
+            Span::Left(n) => i < n,
+            Span::Right(n) => i + n >= len,
+        }
+    }
+
     /// The span of a ksqlDB function given its count argument (an error if negative).
     pub fn of(function: &'static str, n: i64) -> Result<Span, PiiError> {
         let count = usize::try_from(n).map_err(|_| PiiError::NegativeCount { function, n })?;
@@ -164,13 +177,7 @@ fn mask_chars_into(out: &mut String, input: &str, span: Span, chars: &MaskChars)
     };
     out.reserve(input.len());
     for (i, c) in input.chars().enumerate() {
-        let masked = match span {
-            Span::All => true,
-            Span::KeepLeft(n) => i >= n,
-            Span::KeepRight(n) => i + n < len,
-            Span::Left(n) => i < n,
-            Span::Right(n) => i + n >= len,
-        };
+        let masked = span.masks(i, len);
         out.push(if masked { chars.mask(c) } else { c });
     }
 }
@@ -190,13 +197,7 @@ fn mask_ascii_into(out: &mut String, input: &[u8], span: Span, chars: &MaskChars
     for (ci, chunk) in input.chunks(buf.len()).enumerate() {
         for (j, &b) in chunk.iter().enumerate() {
             let i = ci * 64 + j;
-            let masked = match span {
-                Span::All => true,
-                Span::KeepLeft(n) => i >= n,
-                Span::KeepRight(n) => i + n < len,
-                Span::Left(n) => i < n,
-                Span::Right(n) => i + n >= len,
-            };
+            let masked = span.masks(i, len);
             buf[j] = if !masked {
                 b
             } else {

@@ -164,22 +164,28 @@ fn phase(name: &str, includes: &'static str, rows: usize, t: &Timer) -> MlPhase 
     }
 }
 
-/// Scores all of `x` at least once and for at least a second; returns (passes, timer).
-fn time_scoring(
-    x: &Array2<f32>,
-    mut score: impl FnMut(&Array2<f32>, &mut [f32]),
-) -> (usize, crate::bench::Phase) {
+/// Operator-only scoring of `model` over all of `x`, at least once and for at least a second.
+fn score_phase(name: &str, includes: &'static str, model: &Model, x: &Array2<f32>) -> MlPhase {
     let mut out = vec![0.0f32; x.nrows()];
-    score(x, &mut out); // warm-up
+    let mut scratch = Scratch::default();
+    // Warm-up; the width was checked when the model was fitted on these rows.
+    let _ = model.score_into(x.view(), &mut out, &mut scratch);
     let t = Timer::start();
     let mut passes = 0;
-    loop {
-        score(x, &mut out);
+    let p = loop {
+        let _ = model.score_into(x.view(), &mut out, &mut scratch);
         passes += 1;
         let p = t.stop();
         if p.seconds >= 1.0 || passes >= 20 {
-            return (passes, p);
+            break p;
         }
+    };
+    let n = x.nrows() * passes;
+    MlPhase {
+        name: name.into(),
+        includes,
+        rows: n as u64,
+        rates: Rates::of(&p, n, 0),
     }
 }
 
@@ -289,17 +295,12 @@ pub fn run(opts: &MlBenchOptions) -> anyhow::Result<MlBenchReport> {
     let (x_all, _) = pre.apply(&table, None)?;
 
     let ae = bundle.model()?;
-    let mut scratch = Scratch::default();
-    let (passes, p) = time_scoring(&x_all, |x, out| {
-        let _ = ae.score_into(x.view(), out, &mut scratch);
-    });
-    let n = x_all.nrows() * passes;
-    phases.push(MlPhase {
-        name: "autoencoder_score".into(),
-        includes: "forward pass + reconstruction error on preprocessed f32 rows in memory",
-        rows: n as u64,
-        rates: Rates::of(&p, n, 0),
-    });
+    phases.push(score_phase(
+        "autoencoder_score",
+        "forward pass + reconstruction error on preprocessed f32 rows in memory",
+        &ae,
+        &x_all,
+    ));
 
     let t = Timer::start();
     let forest = IsolationForest::fit(
@@ -317,16 +318,12 @@ pub fn run(opts: &MlBenchOptions) -> anyhow::Result<MlBenchReport> {
         &t,
     ));
     let forest = Model::IsolationForest(forest);
-    let (passes, p) = time_scoring(&x_all, |x, out| {
-        let _ = forest.score_into(x.view(), out, &mut scratch);
-    });
-    let n = x_all.nrows() * passes;
-    phases.push(MlPhase {
-        name: "isolation_forest_score".into(),
-        includes: "100 tree walks per row on preprocessed f32 rows in memory",
-        rows: n as u64,
-        rates: Rates::of(&p, n, 0),
-    });
+    phases.push(score_phase(
+        "isolation_forest_score",
+        "100 tree walks per row on preprocessed f32 rows in memory",
+        &forest,
+        &x_all,
+    ));
 
     let t = Timer::start();
     let (km, fit) = KMeans::fit(
@@ -343,16 +340,12 @@ pub fn run(opts: &MlBenchOptions) -> anyhow::Result<MlBenchReport> {
         &t,
     ));
     let km = Model::Kmeans(km);
-    let (passes, p) = time_scoring(&x_all, |x, out| {
-        let _ = km.score_into(x.view(), out, &mut scratch);
-    });
-    let n = x_all.nrows() * passes;
-    phases.push(MlPhase {
-        name: "kmeans_score".into(),
-        includes: "distance to the nearest of 8 centroids on preprocessed f32 rows in memory",
-        rows: n as u64,
-        rates: Rates::of(&p, n, 0),
-    });
+    phases.push(score_phase(
+        "kmeans_score",
+        "distance to the nearest of 8 centroids on preprocessed f32 rows in memory",
+        &km,
+        &x_all,
+    ));
 
     let keras = match &opts.keras_python {
         None => {
