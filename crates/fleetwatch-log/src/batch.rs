@@ -336,7 +336,8 @@ pub fn decode_records(
     };
     // One growth per batch, not a doubling series (the count is checked against the bytes
     // as records decode; a lying header cannot make this reserve more than the batch holds).
-    let skip = usize::try_from((min_offset - header.base_offset).max(0)).unwrap_or(0);
+    let skip =
+        usize::try_from(min_offset.saturating_sub(header.base_offset).max(0)).unwrap_or(usize::MAX);
     let count = usize::try_from(header.record_count).unwrap_or(0);
     out.reserve(count.saturating_sub(skip).min(header.total_len / 4));
     for i in 0..i64::from(header.record_count) {
