@@ -72,7 +72,9 @@ pub(crate) struct Row {
     /// The last object's field names by position, with the column each matched: objects
     /// from one producer repeat their shape, so a field is usually found by one comparison
     /// with the name at its position last time (unknown fields included).
-    pub(crate) shape: Vec<(Box<[u8]>, Option<usize>)>,
+    /// Each with whether its bytes can be matched raw in the input (no quote, backslash or
+    /// control byte in it).
+    pub(crate) shape: Vec<(Box<[u8]>, Option<usize>, bool)>,
 }
 
 /// Positions remembered in [`Row::shape`].
@@ -83,25 +85,26 @@ impl Row {
     /// its bytes can be matched raw in the input (no quote, backslash or control byte).
     #[inline]
     pub(crate) fn shape_at(&self, k: usize) -> Option<(&[u8], Option<usize>)> {
-        self.shape
-            .get(k)
-            .filter(|(n, _)| n.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\'))
-            .map(|(n, f)| (&n[..], *f))
+        match self.shape.get(k) {
+            Some((n, f, true)) => Some((&n[..], *f)),
+            _ => None,
+        }
     }
 
     /// [`Row::lookup`] for the `k`-th field of an object, through the shape of the last one.
     #[inline]
     pub(crate) fn lookup_at(&mut self, k: usize, name: &[u8], hint: usize) -> Option<usize> {
-        if let Some((seen, found)) = self.shape.get(k)
+        if let Some((seen, found, _)) = self.shape.get(k)
             && seen[..] == *name
         {
             return *found;
         }
         let found = self.lookup(name, hint);
+        let raw = name.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\');
         if k < self.shape.len() {
-            self.shape[k] = (name.into(), found);
+            self.shape[k] = (name.into(), found, raw);
         } else if k == self.shape.len() && k < SHAPE_FIELDS {
-            self.shape.push((name.into(), found));
+            self.shape.push((name.into(), found, raw));
         }
         found
     }

@@ -663,11 +663,19 @@ impl<'a> Scanner<'a> {
             // scanning.
             if let Some((name, found)) = row.shape_at(k) {
                 let at = self.i + 1;
-                if b.get(at..at + name.len()) == Some(name) && b.get(at + name.len()) == Some(&b'"')
-                {
-                    self.i = at + name.len() + 1;
+                let end = at + name.len();
+                // Short names: a byte loop beats a call to memcmp.
+                let same = b
+                    .get(at..end)
+                    .is_some_and(|raw| raw.iter().zip(name).all(|(x, y)| x == y));
+                if same && b.get(end) == Some(&b'"') {
                     k += 1;
-                    self.colon()?;
+                    if b.get(end + 1) == Some(&b':') {
+                        self.i = end + 2; // compact `"name":`
+                    } else {
+                        self.i = end + 1;
+                        self.colon()?;
+                    }
                     self.field_value(row, found, len, &mut hint)?;
                     self.ws();
                     match self.peek() {

@@ -285,9 +285,17 @@ fn json_field_names_through_the_shape_of_the_last_row() {
         [Some(3), Some(4), Some(8), Some(9), None, None, Some(17)]
     );
     // A remembered name followed by something else than the closing quote is not taken.
+    // The same names with whitespace around the colon, after the compact shape is known.
+    let spaced = json_rows(
+        &s,
+        &[r#"{"a":1,"b":2}"#, r#"{"a" : 3, "b"	:4}"#, "{\"a\"\n:5}"],
+    );
+    assert_eq!(i64s(spaced.column(0)), [Some(1), Some(3), Some(5)]);
+    assert_eq!(i64s(spaced.column(1)), [Some(2), Some(4), None]);
     let mut d = JsonDecoder::new(s.clone(), JsonOptions::default()).unwrap();
     d.append(br#"{"a":1}"#).unwrap();
     assert!(d.append(br#"{"a:2}"#).is_err());
+    assert!(d.append(br#"{"a" 2}"#).is_err());
     assert!(d.append(br#"{"a"2}"#).is_err());
 }
 
