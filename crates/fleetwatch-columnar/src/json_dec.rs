@@ -621,26 +621,32 @@ impl<'a> Scanner<'a> {
 
     /// Decodes the object at `i` into the columns of `row`, each of which has `len` rows
     /// before; columns it names get one more (a repeated field replaces the earlier value).
-    /// The value of a field matched to column `found` (skipped when `None`).
+    /// Objects from one producer repeat their shape: when the name at position `k` of the
+    /// last object is here again (at `i`, the opening quote), byte for byte and closed by a
+    /// quote, takes it and its colon without scanning; returns the column it matched then.
+    /// `None` (nothing consumed): scan the name.
     #[inline]
-    fn field_value(
-        &mut self,
-        row: &mut Row,
-        found: Option<usize>,
-        len: usize,
-        hint: &mut usize,
-    ) -> Result<(), RowError> {
-        match found {
-            Some(ci) => {
-                *hint = ci + 1;
-                let col = &mut row.cols[ci];
-                if col.len() > len {
-                    col.truncate(len);
-                }
-                self.value_into(col).map_err(|e| e.within(&col.name))
-            }
-            None => self.skip_value(0),
+    fn remembered_name(&mut self, row: &Row, k: usize) -> Result<Option<Option<usize>>, RowError> {
+        let Some((name, found)) = row.shape_at(k) else {
+            return Ok(None);
+        };
+        let b = self.b;
+        let at = self.i + 1;
+        let end = at + name.len();
+        // Short names: a byte loop beats a call to memcmp.
+        let same = b
+            .get(at..end)
+            .is_some_and(|raw| raw.iter().zip(name).all(|(x, y)| x == y));
+        if !same || b.get(end) != Some(&b'"') {
+            return Ok(None);
         }
+        if b.get(end + 1) == Some(&b':') {
+            self.i = end + 2; // compact `"name":`
+        } else {
+            self.i = end + 1;
+            self.colon()?;
+        }
+        Ok(Some(found))
     }
 
     fn object_into_row(&mut self, row: &mut Row, len: usize) -> Result<(), RowError> {
@@ -658,54 +664,37 @@ impl<'a> Scanner<'a> {
             if self.peek() != Some(b'"') {
                 return Err(self.err("expected a field name"));
             }
-            // Objects from one producer repeat their shape: when the name at this position
-            // last time is here again, byte for byte and closed by a quote, take it without
-            // scanning.
-            if let Some((name, found)) = row.shape_at(k) {
-                let at = self.i + 1;
-                let end = at + name.len();
-                // Short names: a byte loop beats a call to memcmp.
-                let same = b
-                    .get(at..end)
-                    .is_some_and(|raw| raw.iter().zip(name).all(|(x, y)| x == y));
-                if same && b.get(end) == Some(&b'"') {
-                    k += 1;
-                    if b.get(end + 1) == Some(&b':') {
-                        self.i = end + 2; // compact `"name":`
+            let found = match self.remembered_name(row, k)? {
+                Some(found) => found,
+                None => {
+                    let (s, e, esc) = self.string_span()?;
+                    let found = if esc {
+                        let mut key = std::mem::take(&mut self.scratch);
+                        key.clear();
+                        let r = self.unescape(s, e, &mut key);
+                        let found = row.lookup_at(k, &key, hint);
+                        self.scratch = key;
+                        r?;
+                        found
                     } else {
-                        self.i = end + 1;
-                        self.colon()?;
-                    }
-                    self.field_value(row, found, len, &mut hint)?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => {
-                            self.i += 1;
-                            continue;
-                        }
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(self.err("expected ',' or '}'")),
-                    }
+                        row.lookup_at(k, &b[s..e], hint)
+                    };
+                    self.colon()?;
+                    found
                 }
-            }
-            let (s, e, esc) = self.string_span()?;
-            let found = if esc {
-                let mut key = std::mem::take(&mut self.scratch);
-                key.clear();
-                let r = self.unescape(s, e, &mut key);
-                let found = row.lookup_at(k, &key, hint);
-                self.scratch = key;
-                r?;
-                found
-            } else {
-                row.lookup_at(k, &b[s..e], hint)
             };
             k += 1;
-            self.colon()?;
-            self.field_value(row, found, len, &mut hint)?;
+            match found {
+                Some(ci) => {
+                    hint = ci + 1;
+                    let col = &mut row.cols[ci];
+                    if col.len() > len {
+                        col.truncate(len);
+                    }
+                    self.value_into(col).map_err(|e| e.within(&col.name))?;
+                }
+                None => self.skip_value(0)?,
+            }
             self.ws();
             match self.peek() {
                 Some(b',') => self.i += 1,

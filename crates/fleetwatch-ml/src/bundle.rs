@@ -312,6 +312,15 @@ pub fn check_format(version: &str) -> MlResult<()> {
 pub fn parse_manifest(bytes: &[u8]) -> MlResult<Manifest> {
     let v: Value = serde_json::from_slice(bytes)
         .map_err(|e| MlError::bundle(format!("manifest.json: {e}")))?;
+    manifest_from_value(v)
+}
+
+/// A manifest already parsed as JSON (the registry's events carry it inline), checking the
+/// format version first.
+///
+/// # Errors
+/// Unknown major version, fields missing.
+pub fn manifest_from_value(v: Value) -> MlResult<Manifest> {
     let version = v
         .get("format_version")
         .and_then(Value::as_str)

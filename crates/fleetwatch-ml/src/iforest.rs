@@ -25,15 +25,22 @@ pub fn c_factor(n: usize) -> f64 {
     }
 }
 
+/// One node of a tree, what a walk step reads (one load, not three).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Node {
+    /// The feature split on (0 for a leaf).
+    pub feature: u32,
+    /// Go right when `x > threshold` (+∞ for a leaf).
+    pub threshold: f32,
+    /// The left child's index (a leaf: itself); the right child is `left + 1`.
+    pub left: u32,
+}
+
 /// A fitted forest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IsolationForest {
-    /// Per node: the feature split on (0 for a leaf).
-    pub feature: Vec<u32>,
-    /// Per node: go right when `x > threshold` (+∞ for a leaf).
-    pub threshold: Vec<f32>,
-    /// Per node: the left child's index (a leaf: itself); the right child is `left + 1`.
-    pub left: Vec<u32>,
+    /// The nodes of every tree (the bundle stores their fields as three arrays).
+    pub nodes: Vec<Node>,
     /// Per node: for a leaf, depth + c(leaf size); 0 for a split.
     pub value: Vec<f32>,
     /// Per tree: its root's index.
@@ -75,9 +82,7 @@ impl IsolationForest {
         let psi = settings.max_samples.clamp(1, n.max(1));
         let limit = (psi as f64).log2().ceil().max(1.0) as u32;
         let mut f = IsolationForest {
-            feature: Vec::new(),
-            threshold: Vec::new(),
-            left: Vec::new(),
+            nodes: Vec::new(),
             value: Vec::new(),
             roots: Vec::with_capacity(settings.num_trees),
             depths: Vec::with_capacity(settings.num_trees),
@@ -102,10 +107,12 @@ impl IsolationForest {
     }
 
     fn push_leaf(&mut self) -> u32 {
-        let i = self.feature.len() as u32;
-        self.feature.push(0);
-        self.threshold.push(f32::INFINITY);
-        self.left.push(i);
+        let i = self.nodes.len() as u32;
+        self.nodes.push(Node {
+            feature: 0,
+            threshold: f32::INFINITY,
+            left: i,
+        });
         self.value.push(0.0);
         i
     }
@@ -163,10 +170,11 @@ impl IsolationForest {
         let l = self.push_leaf();
         let r = self.push_leaf();
         debug_assert_eq!(r, l + 1);
-        let a = at as usize;
-        self.feature[a] = q;
-        self.threshold[a] = p;
-        self.left[a] = l;
+        self.nodes[at as usize] = Node {
+            feature: q,
+            threshold: p,
+            left: l,
+        };
         let (left_rows, right_rows) = rows.split_at_mut(split);
         let dl = self.grow(x, l, left_rows, depth + 1, limit, rng);
         let dr = self.grow(x, r, right_rows, depth + 1, limit, rng);
@@ -191,13 +199,7 @@ impl IsolationForest {
         let trees = self.num_trees().max(1) as f64;
         let data = x.as_standard_layout();
         let data = data.as_slice().unwrap_or(&[]);
-        let nodes: Vec<(u32, f32, u32)> = self
-            .feature
-            .iter()
-            .zip(&self.threshold)
-            .zip(&self.left)
-            .map(|((&f, &t), &l)| (f, t, l))
-            .collect();
+        let nodes = &self.nodes[..];
         let mut sums = [0.0f32; BLOCK];
         for (b, out) in out.chunks_mut(BLOCK).enumerate() {
             let m = out.len();
@@ -211,9 +213,9 @@ impl IsolationForest {
                     let mut idx = [root; LANES];
                     for _ in 0..depth {
                         for (k, i) in idx.iter_mut().enumerate() {
-                            let (f, t, l) = nodes[*i as usize];
-                            let v = lane_rows[k * width + f as usize];
-                            *i = l + u32::from(v > t);
+                            let n = nodes[*i as usize];
+                            let v = lane_rows[k * width + n.feature as usize];
+                            *i = n.left + u32::from(v > n.threshold);
                         }
                     }
                     for (k, i) in idx.iter().enumerate() {
@@ -224,9 +226,9 @@ impl IsolationForest {
                 for (row, sum) in sums.iter_mut().enumerate().skip(r) {
                     let mut n = root as usize;
                     for _ in 0..depth {
-                        let (f, t, l) = nodes[n];
-                        let v = rows[row * width + f as usize];
-                        n = (l + u32::from(v > t)) as usize;
+                        let node = nodes[n];
+                        let v = rows[row * width + node.feature as usize];
+                        n = (node.left + u32::from(v > node.threshold)) as usize;
                     }
                     *sum += self.value[n];
                 }
@@ -288,7 +290,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert_eq!(f.feature.len(), 3);
+        assert_eq!(f.nodes.len(), 3);
         let mut out = [0.0f32; 1];
         f.score_into(x.slice(ndarray::s![..1, ..]), &mut out);
         // E[h] = c(50) → score 2^(−c(50)/c(50)) = 0.5.

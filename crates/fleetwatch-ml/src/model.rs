@@ -2,7 +2,7 @@
 //! and its tensors (stored in `weights.safetensors`).
 
 use crate::error::{MlError, MlResult};
-use crate::iforest::IsolationForest;
+use crate::iforest::{IsolationForest, Node};
 use crate::kmeans::KMeans;
 use crate::nn::{Activation, Autoencoder, Dense, Scratch};
 use crate::options::ModelType;
@@ -192,21 +192,23 @@ impl Model {
                 })
                 .collect(),
             Model::IsolationForest(f) => {
-                let n = f.feature.len();
+                let n = f.nodes.len();
+                let feature: Vec<u32> = f.nodes.iter().map(|n| n.feature).collect();
+                let left: Vec<u32> = f.nodes.iter().map(|n| n.left).collect();
                 vec![
                     (
                         "tree.feature".into(),
                         Dtype::U32,
                         vec![n],
-                        u32_bytes(&f.feature),
+                        u32_bytes(&feature),
                     ),
                     (
                         "tree.threshold".into(),
                         Dtype::F32,
                         vec![n],
-                        f32_bytes(f.threshold.iter().copied()),
+                        f32_bytes(f.nodes.iter().map(|n| n.threshold)),
                     ),
-                    ("tree.left".into(), Dtype::U32, vec![n], u32_bytes(&f.left)),
+                    ("tree.left".into(), Dtype::U32, vec![n], u32_bytes(&left)),
                     (
                         "tree.value".into(),
                         Dtype::F32,
@@ -291,27 +293,36 @@ impl Model {
             } => {
                 let feature = read_u32(&st, "tree.feature")?;
                 let n = feature.len();
+                let threshold = read_f32(&st, "tree.threshold", n)?;
+                let left = read_u32(&st, "tree.left")?;
                 let f = IsolationForest {
-                    threshold: read_f32(&st, "tree.threshold", n)?,
-                    left: read_u32(&st, "tree.left")?,
                     value: read_f32(&st, "tree.value", n)?,
                     roots: read_u32(&st, "forest.roots")?,
                     depths: read_u32(&st, "forest.depths")?,
-                    feature,
+                    nodes: feature
+                        .iter()
+                        .zip(&threshold)
+                        .zip(&left)
+                        .map(|((&feature, &threshold), &left)| Node {
+                            feature,
+                            threshold,
+                            left,
+                        })
+                        .collect(),
                     sample_size: *sample_size,
                     width: *width,
                 };
-                let ok = f.left.len() == n
+                let ok = left.len() == n
                     && f.roots.len() == *num_trees
                     && f.depths.len() == *num_trees
-                    && f.left
+                    && left
                         .iter()
                         .all(|&l| (l as usize) + 1 < n + 1 && (l as usize) < n)
-                    && f.left
+                    && left
                         .iter()
                         .enumerate()
                         .all(|(i, &l)| l as usize == i || (l as usize) + 1 < n)
-                    && f.feature.iter().all(|&q| (q as usize) < (*width).max(1))
+                    && feature.iter().all(|&q| (q as usize) < (*width).max(1))
                     && f.roots.iter().all(|&r| (r as usize) < n);
                 if !ok {
                     return Err(MlError::bundle(

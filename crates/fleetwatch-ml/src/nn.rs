@@ -128,6 +128,40 @@ pub struct EpochReport {
     pub seconds: f64,
 }
 
+/// What one training step writes, allocated once per fit for batches of up to `rows`.
+struct StepBuffers {
+    /// `acts[0]` is the batch; `acts[l + 1]` the output of layer `l`.
+    acts: Vec<Array2<f32>>,
+    /// The loss gradient with respect to each of `acts`.
+    grads: Vec<Array2<f32>>,
+    /// Kernel gradients, per layer.
+    gk: Vec<Array2<f32>>,
+    /// Bias gradients, per layer.
+    gb: Vec<Array1<f32>>,
+}
+
+impl StepBuffers {
+    fn new(layers: &[Dense], rows: usize) -> Self {
+        let width = layers.first().map_or(0, |l| l.kernel.nrows());
+        let acts: Vec<Array2<f32>> = std::iter::once(width)
+            .chain(layers.iter().map(|l| l.kernel.ncols()))
+            .map(|w| Array2::zeros((rows, w)))
+            .collect();
+        StepBuffers {
+            grads: acts.iter().map(|a| Array2::zeros(a.raw_dim())).collect(),
+            acts,
+            gk: layers
+                .iter()
+                .map(|l| Array2::zeros(l.kernel.raw_dim()))
+                .collect(),
+            gb: layers
+                .iter()
+                .map(|l| Array1::zeros(l.bias.raw_dim()))
+                .collect(),
+        }
+    }
+}
+
 /// A dense autoencoder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Autoencoder {
@@ -188,22 +222,7 @@ impl Autoencoder {
         let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ SHUFFLE_STREAM);
         let mut order: Vec<usize> = (0..n).collect();
         let mut batch = Array2::<f32>::zeros((bs, width));
-        // acts[0] is the batch; acts[l + 1] the output of layer l.
-        let mut acts: Vec<Array2<f32>> = std::iter::once(width)
-            .chain(self.layers.iter().map(|l| l.kernel.ncols()))
-            .map(|w| Array2::zeros((bs, w)))
-            .collect();
-        let mut grads: Vec<Array2<f32>> = acts.iter().map(|a| Array2::zeros(a.raw_dim())).collect();
-        let mut gk: Vec<Array2<f32>> = self
-            .layers
-            .iter()
-            .map(|l| Array2::zeros(l.kernel.raw_dim()))
-            .collect();
-        let mut gb: Vec<Array1<f32>> = self
-            .layers
-            .iter()
-            .map(|l| Array1::zeros(l.bias.raw_dim()))
-            .collect();
+        let mut buffers = StepBuffers::new(&self.layers, bs);
         let mut adam = Adam::new(&self.layers, settings.learn_rate);
         let mut reports = Vec::new();
         let mut best: Option<(f64, Vec<Dense>)> = None;
@@ -218,14 +237,7 @@ impl Autoencoder {
                 for (i, &r) in chunk.iter().enumerate() {
                     batch.row_mut(i).assign(&train.row(r));
                 }
-                loss_sum += self.step(
-                    batch.slice(s![..m, ..]),
-                    &mut acts,
-                    &mut grads,
-                    &mut gk,
-                    &mut gb,
-                    &mut adam,
-                );
+                loss_sum += self.step(batch.slice(s![..m, ..]), &mut buffers, &mut adam);
                 batches += 1;
             }
             let val_loss = if val.nrows() > 0 {
@@ -268,15 +280,13 @@ impl Autoencoder {
     }
 
     /// One Adam step on a batch; returns the batch loss.
-    fn step(
-        &mut self,
-        x: ArrayView2<'_, f32>,
-        acts: &mut [Array2<f32>],
-        grads: &mut [Array2<f32>],
-        gk: &mut [Array2<f32>],
-        gb: &mut [Array1<f32>],
-        adam: &mut Adam,
-    ) -> f64 {
+    fn step(&mut self, x: ArrayView2<'_, f32>, buffers: &mut StepBuffers, adam: &mut Adam) -> f64 {
+        let StepBuffers {
+            acts,
+            grads,
+            gk,
+            gb,
+        } = buffers;
         let m = x.nrows();
         let layers = self.layers.len();
         acts[0].slice_mut(s![..m, ..]).assign(&x);
@@ -522,21 +532,10 @@ mod tests {
         };
         // One step with a tiny learning rate moves each weight against its gradient; check the
         // analytic gradient of one kernel entry against a central difference instead.
-        let mut acts: Vec<Array2<f32>> = [6, 3, 6].iter().map(|&w| Array2::zeros((8, w))).collect();
-        let mut grads: Vec<Array2<f32>> = acts.iter().map(|a| Array2::zeros(a.raw_dim())).collect();
-        let mut gk: Vec<Array2<f32>> = ae
-            .layers
-            .iter()
-            .map(|l| Array2::zeros(l.kernel.raw_dim()))
-            .collect();
-        let mut gb: Vec<Array1<f32>> = ae
-            .layers
-            .iter()
-            .map(|l| Array1::zeros(l.bias.raw_dim()))
-            .collect();
+        let mut buffers = StepBuffers::new(&ae.layers, 8);
         let mut frozen = ae.clone();
         let mut adam = Adam::new(&ae.layers, 0.0);
-        frozen.step(x.view(), &mut acts, &mut grads, &mut gk, &mut gb, &mut adam);
+        frozen.step(x.view(), &mut buffers, &mut adam);
         for (l, i, j) in [(0, 2, 1), (1, 0, 4)] {
             let h = 1e-2f32;
             let mut plus = ae.clone();
@@ -544,7 +543,7 @@ mod tests {
             let mut minus = ae.clone();
             minus.layers[l].kernel[[i, j]] -= h;
             let numeric = (loss(&plus) - loss(&minus)) / (2.0 * f64::from(h));
-            let analytic = f64::from(gk[l][[i, j]]);
+            let analytic = f64::from(buffers.gk[l][[i, j]]);
             assert!(
                 (numeric - analytic).abs() < 1e-3 + 0.02 * analytic.abs(),
                 "{numeric} vs {analytic}"

@@ -37,7 +37,7 @@
 //! rewrites whatever is missing or does not verify, so the cache is rebuilt after a crash;
 //! reading a version whose files fail verification rebuilds it from the log again.
 
-use crate::bundle::{Bundle, Manifest, parse_manifest, sha256_hex};
+use crate::bundle::{Bundle, Manifest, manifest_from_value, sha256_hex};
 use crate::error::{MlError, MlResult};
 use bytes::Bytes;
 use fleetwatch_core::{Header, Log, OffsetSpec, ReadLimits, Record, TopicConfig, now_ms};
@@ -453,8 +453,7 @@ impl ModelRegistry {
                     return Ok(());
                 }
                 model.last_version = vc.version;
-                let manifest_bytes = serde_json::to_vec(&vc.manifest).unwrap_or_default();
-                let (status, info, bundle) = match parse_manifest(&manifest_bytes) {
+                let (status, info, bundle) = match manifest_from_value(vc.manifest) {
                     Err(e) => (VersionStatus::Broken(e.to_string()), None, None),
                     Ok(m) => {
                         let mut blobs = BTreeMap::new();
@@ -716,7 +715,9 @@ impl ModelRegistry {
         }
     }
 
-    async fn append_event(&self, name: &str, event: &str, value: Vec<u8>) -> MlResult<()> {
+    /// Appends one event of model `name` (its value as JSON) and applies it.
+    async fn append_event(&self, name: &str, event: &str, value: &impl Serialize) -> MlResult<()> {
+        let value = serde_json::to_vec(value).map_err(|e| MlError::bundle(e.to_string()))?;
         let mut r = Record::new(
             Some(Bytes::from(name.to_string())),
             Some(Bytes::from(value)),
@@ -873,14 +874,17 @@ impl ModelRegistry {
                 "a threshold override must be a finite number",
             ));
         }
-        let v = serde_json::to_vec(&AliasMoved {
-            alias: alias.into(),
-            version: Some(version),
-            threshold,
-            rollback: false,
-        })
-        .map_err(|e| MlError::bundle(e.to_string()))?;
-        self.append_event(name, "alias_moved", v).await
+        self.append_event(
+            name,
+            "alias_moved",
+            &AliasMoved {
+                alias: alias.into(),
+                version: Some(version),
+                threshold,
+                rollback: false,
+            },
+        )
+        .await
     }
 
     /// Removes an alias.
@@ -899,14 +903,17 @@ impl ModelRegistry {
                 "{name}@{alias} is in the traffic split: change the split first"
             )));
         }
-        let v = serde_json::to_vec(&AliasMoved {
-            alias: alias.into(),
-            version: None,
-            threshold: None,
-            rollback: false,
-        })
-        .map_err(|e| MlError::bundle(e.to_string()))?;
-        self.append_event(name, "alias_moved", v).await
+        self.append_event(
+            name,
+            "alias_moved",
+            &AliasMoved {
+                alias: alias.into(),
+                version: None,
+                threshold: None,
+                rollback: false,
+            },
+        )
+        .await
     }
 
     /// `promote m@v` / `promote m@alias`: moves `production` there; returns the version.
@@ -950,14 +957,17 @@ impl ModelRegistry {
                     "model {name:?}: production has no earlier holder to roll back to"
                 ))
             })?;
-        let v = serde_json::to_vec(&AliasMoved {
-            alias: PRODUCTION.into(),
-            version: Some(prev),
-            threshold: None,
-            rollback: true,
-        })
-        .map_err(|e| MlError::bundle(e.to_string()))?;
-        self.append_event(name, "alias_moved", v).await?;
+        self.append_event(
+            name,
+            "alias_moved",
+            &AliasMoved {
+                alias: PRODUCTION.into(),
+                version: Some(prev),
+                threshold: None,
+                rollback: true,
+            },
+        )
+        .await?;
         Ok(prev)
     }
 
@@ -991,9 +1001,8 @@ impl ModelRegistry {
                 )));
             }
         }
-        let v =
-            serde_json::to_vec(&Deleted { version }).map_err(|e| MlError::bundle(e.to_string()))?;
-        self.append_event(name, "deleted", v).await
+        self.append_event(name, "deleted", &Deleted { version })
+            .await
     }
 
     /// Archives a version (or, with `archived = false`, brings it back). An archived
@@ -1018,9 +1027,12 @@ impl ModelRegistry {
                 "{name}@{version} is {name}@{a}: move the alias before archiving it"
             )));
         }
-        let v = serde_json::to_vec(&VersionFlagged { version, archived })
-            .map_err(|e| MlError::bundle(e.to_string()))?;
-        self.append_event(name, "version_flagged", v).await
+        self.append_event(
+            name,
+            "version_flagged",
+            &VersionFlagged { version, archived },
+        )
+        .await
     }
 
     /// Sets the model's traffic split; one without arms clears it.
@@ -1080,8 +1092,7 @@ impl ModelRegistry {
                 "traffic split of {name}: the weights add up to {total} basis points, not 10000"
             )));
         }
-        let v = serde_json::to_vec(split).map_err(|e| MlError::bundle(e.to_string()))?;
-        self.append_event(name, "traffic_set", v).await
+        self.append_event(name, "traffic_set", split).await
     }
 
     /// Routes a request: an explicit version or alias as [`ModelRegistry::resolve`]; a bare

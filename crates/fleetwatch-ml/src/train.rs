@@ -184,16 +184,17 @@ pub fn fit_table(
         Algorithm::Kmeans(s) => Model::Kmeans(KMeans::fit(x_fit.view(), s).0),
     };
     // The threshold: on validation; only NO_SPLIT (which has none) falls back to train.
-    let (thr_rows, thr_split, thr_x) = if splits.val.is_empty() {
-        (
-            &splits.train,
-            "train",
-            pre.apply(table, Some(&splits.train))?.0,
-        )
+    // The train rows are already preprocessed unless `normal_only` kept fewer of them.
+    let train_x;
+    let (thr_rows, thr_split, thr_x) = if !splits.val.is_empty() {
+        (&splits.val, "validation", &x_val)
+    } else if fit_rows.len() == splits.train.len() {
+        (&splits.train, "train", &x_fit)
     } else {
-        (&splits.val, "validation", x_val)
+        train_x = pre.apply(table, Some(&splits.train))?.0;
+        (&splits.train, "train", &train_x)
     };
-    let thr_scores = score_rows(&model, &thr_x)?;
+    let thr_scores = score_rows(&model, thr_x)?;
     let thr_labels: Option<Vec<bool>> =
         labels.map(|l| thr_rows.iter().map(|&r| l[r].is_some()).collect());
     let need_labels = |m: &str| {

@@ -7,7 +7,7 @@ use fleetwatch_ml::bundle::Bundle;
 use fleetwatch_ml::data::RangeSpec;
 use fleetwatch_ml::options::parse_option;
 use fleetwatch_ml::registry::{
-    ModelRef, ModelRegistry, PRODUCTION, TrafficArm, TrafficSplit, VersionStatus,
+    ModelRef, ModelRegistry, PRODUCTION, Resolved, TrafficArm, TrafficSplit, VersionStatus,
 };
 use fleetwatch_ml::table::Feature;
 use fleetwatch_ml::train::{TrainEvent, TrainJob};
@@ -130,13 +130,14 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A reference resolved, with its version's bundle.
 async fn resolve_bundle(
     reg: &ModelRegistry,
     reference: &str,
-) -> anyhow::Result<(String, i64, Bundle)> {
+) -> anyhow::Result<(Resolved, Bundle)> {
     let r = reg.resolve(&ModelRef::parse(reference)?).await?;
     let b = reg.bundle(&r.name, r.version).await?;
-    Ok((r.name, r.version, b))
+    Ok((r, b))
 }
 
 /// Evaluates a version (its own test split, or `range`) and prints the evaluation as JSON.
@@ -150,8 +151,7 @@ pub async fn evaluate(
     range: Option<(String, RangeSpec)>,
     labels_topic: Option<&str>,
 ) -> anyhow::Result<()> {
-    let r = reg.resolve(&ModelRef::parse(reference)?).await?;
-    let mut bundle = reg.bundle(&r.name, r.version).await?;
+    let (r, mut bundle) = resolve_bundle(reg, reference).await?;
     // An alias's threshold override is the threshold its traffic sees.
     bundle.manifest.threshold.value = r.threshold;
     let ev = fleetwatch_ml::train::evaluate(
@@ -399,7 +399,7 @@ pub async fn traffic(
 /// # Errors
 /// Not an autoencoder, a feature that is not numeric, I/O.
 pub async fn export_onnx(reg: &ModelRegistry, reference: &str, out: &Path) -> anyhow::Result<()> {
-    let (name, version, bundle) = resolve_bundle(reg, reference).await?;
+    let (Resolved { name, version, .. }, bundle) = resolve_bundle(reg, reference).await?;
     let bytes = fleetwatch_ml::onnx::export(&bundle)?;
     std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
     println!(
