@@ -17,13 +17,8 @@ fn python() -> String {
 }
 
 fn table(rows: usize, seed: u64) -> Table {
-    let mut s = seed;
-    let mut next = move || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (s >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rng = fleetwatch_sim::rng::Rng::seed_from_u64(seed);
+    let mut next = move || rng.f64();
     let names = ["speed", "amount", "delta", "temp"];
     let mut v = Vec::with_capacity(rows * 4);
     for i in 0..rows {

@@ -24,15 +24,8 @@ use std::time::Duration;
 
 /// A bundle of `model_type` fitted on 4,000 rows of a noisy plane (seeded).
 fn bundle(model_type: &str, extra: &[(&str, Value)], seed: u64) -> Bundle {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    };
+    let mut rng = fleetwatch_sim::rng::Rng::seed_from_u64(seed);
+    let mut next = move || rng.range(-1.0, 1.0);
     let names = ["a", "b", "c", "d"];
     let mut values = Vec::new();
     for _ in 0..4000 {

@@ -113,42 +113,25 @@ pub struct MlBenchReport {
     pub isolation_forest_score_target_met: bool,
 }
 
-/// SplitMix64: the benchmark's rows are the same on every run and machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Roughly normal (sum of four uniforms, centred and scaled).
-    fn normal(&mut self) -> f64 {
-        (self.next() + self.next() + self.next() + self.next() - 2.0) * 1.732
-    }
-}
-
 /// The benchmark's rows: `rows` × [`WIDTH`] from 8 latent factors.
 pub fn rows(rows: usize) -> Table {
-    let mut rng = Rng(20_261_204);
-    let mix: Vec<f64> = (0..LATENT * WIDTH).map(|_| rng.normal() * 0.6).collect();
+    // The simulator's generator: the same rows on every run and machine.
+    let mut rng = fleetwatch_sim::rng::Rng::seed_from_u64(20_261_204);
+    let mix: Vec<f64> = (0..LATENT * WIDTH).map(|_| rng.noise() * 0.6).collect();
     let names: Vec<String> = (0..WIDTH).map(|i| format!("f{i:02}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut values = Vec::with_capacity(rows * WIDTH);
     let mut z = [0.0f64; LATENT];
     for _ in 0..rows {
         for v in &mut z {
-            *v = rng.normal();
+            *v = rng.noise();
         }
         for j in 0..WIDTH {
             let mut s: f64 = (0..LATENT).map(|k| z[k] * mix[k * WIDTH + j]).sum();
             if j % 3 == 0 {
                 s = s.tanh() * 2.0;
             }
-            values.push(10.0 + 3.0 * j as f64 + s + rng.normal() * 0.1);
+            values.push(10.0 + 3.0 * j as f64 + s + rng.noise() * 0.1);
         }
     }
     Table::from_rows(&names, &values)
